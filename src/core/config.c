@@ -1,0 +1,232 @@
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+typedef enum { K_STR, K_INT, K_LONG } key_type_t;
+
+typedef struct {
+    const char *section, *key;
+    key_type_t type;
+    size_t offset, size;
+    const char *def;
+    long min, max; /* numbers only */
+    const char *doc;
+} key_def_t;
+
+#define S(f) K_STR, offsetof(predictd_config_t, f), sizeof(((predictd_config_t *)0)->f)
+#define I(f) K_INT, offsetof(predictd_config_t, f), sizeof(int)
+#define L(f) K_LONG, offsetof(predictd_config_t, f), sizeof(long)
+
+static const key_def_t KEYS[] = {
+    {"server", "listen", S(listen), "127.0.0.1:8080", 0, 0, "HOST:PORT the HTTP API listens on"},
+    {"server", "data_dir", S(data_dir), "./data", 0, 0, "directory of the SQLite database and other state"},
+    {"server", "http_threads", I(http_threads), "4", 1, 256, "HTTP worker threads (libmicrohttpd thread pool)"},
+    {"server", "max_body_bytes", L(max_body_bytes), "67108864", 1024, 1L << 34, "request bodies larger than this get 413"},
+    {"jobs", "workers", I(workers), "0", 0, 1024, "worker threads computing chunks; 0 = one per core"},
+    {"jobs", "chunk_size", I(chunk_size), "1000", 1, 1000000, "entities per chunk: the unit of work, progress and retry"},
+    {"jobs", "max_entities", L(max_entities), "1000000", 1, 100000000, "entity ids per job; more gets 422"},
+    {"jobs", "max_queue_chunks", L(max_queue_chunks), "100000", 1, 1L << 40, "chunks waiting; a submission over it gets 429 with Retry-After"},
+    {"jobs", "max_attempts", I(max_attempts), "5", 1, 1000, "attempts per chunk before it goes to the dead-letter list"},
+    {"jobs", "backoff_base_ms", I(backoff_base_ms), "200", 1, 3600000, "delay before the first retry; doubles per attempt, full jitter"},
+    {"jobs", "backoff_max_ms", I(backoff_max_ms), "30000", 1, 86400000, "cap on the retry delay"},
+    {"jobs", "lease_ms", I(lease_ms), "30000", 100, 86400000, "a chunk lease not renewed for this long is taken again"},
+    {"jobs", "shutdown_deadline_ms", I(shutdown_deadline_ms), "10000", 0, 3600000, "on SIGTERM, finish the work in hand for at most this long, then release it"},
+    {"store", "backend", S(store_backend), "sqlite", 0, 0, "durable store: sqlite"},
+    {"store", "synchronous", S(store_synchronous), "full", 0, 0, "SQLite synchronous mode: full (fsync every commit: a 2xx survives power loss) or normal (survives a process crash)"},
+    {"log", "level", S(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"faults", "chunk_failures", I(fault_chunk_failures), "0", 0, 1000000, "testing: the first N chunk attempts fail (exercises retry and dead letters)"},
+};
+#define NKEYS (sizeof KEYS / sizeof KEYS[0])
+
+static const key_def_t *find_key(const char *section, const char *key) {
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(KEYS[i].section, section) == 0 && strcmp(KEYS[i].key, key) == 0) return &KEYS[i];
+    return NULL;
+}
+
+static int set_value(predictd_config_t *cfg, const key_def_t *k, const char *v, char *err,
+                     size_t errlen) {
+    char *p = (char *)cfg + k->offset;
+    if (k->type == K_STR) {
+        if (strlen(v) >= k->size) {
+            snprintf(err, errlen, "%s.%s: value longer than %zu bytes", k->section, k->key, k->size - 1);
+            return -1;
+        }
+        if (strcmp(k->key, "level") == 0 && strcmp(k->section, "log") == 0 &&
+            strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error")) {
+            snprintf(err, errlen, "log.level: '%s' is not one of debug, info, warn, error", v);
+            return -1;
+        }
+        if (strcmp(k->section, "store") == 0 && strcmp(k->key, "synchronous") == 0 &&
+            strcmp(v, "full") && strcmp(v, "normal")) {
+            snprintf(err, errlen, "store.synchronous: '%s' is not full or normal", v);
+            return -1;
+        }
+        if (strcmp(k->section, "store") == 0 && strcmp(k->key, "backend") == 0 && strcmp(v, "sqlite")) {
+            snprintf(err, errlen, "store.backend: '%s' is not supported (sqlite)", v);
+            return -1;
+        }
+        strcpy(p, v);
+        return 0;
+    }
+    errno = 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    while (end && isspace((unsigned char)*end)) end++;
+    if (errno || end == v || *end) {
+        snprintf(err, errlen, "%s.%s: '%s' is not an integer", k->section, k->key, v);
+        return -1;
+    }
+    if (n < k->min || n > k->max) {
+        snprintf(err, errlen, "%s.%s: %ld is outside [%ld, %ld]", k->section, k->key, n, k->min, k->max);
+        return -1;
+    }
+    if (k->type == K_INT) *(int *)p = (int)n;
+    else *(long *)p = n;
+    return 0;
+}
+
+void config_defaults(predictd_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    char err[256];
+    for (size_t i = 0; i < NKEYS; i++) set_value(cfg, &KEYS[i], KEYS[i].def, err, sizeof err);
+}
+
+int config_set(predictd_config_t *cfg, const char *dotted, const char *value, char *err, size_t errlen) {
+    const char *dot = strchr(dotted, '.');
+    char section[64];
+    if (!dot || (size_t)(dot - dotted) >= sizeof section) {
+        snprintf(err, errlen, "%s: keys are written section.key", dotted);
+        return -1;
+    }
+    memcpy(section, dotted, (size_t)(dot - dotted));
+    section[dot - dotted] = 0;
+    const key_def_t *k = find_key(section, dot + 1);
+    if (!k) {
+        snprintf(err, errlen, "%s: unknown configuration key", dotted);
+        return -1;
+    }
+    return set_value(cfg, k, value, err, errlen);
+}
+
+int config_apply_env(predictd_config_t *cfg, char *err, size_t errlen) {
+    for (size_t i = 0; i < NKEYS; i++) {
+        char name[128];
+        int n = snprintf(name, sizeof name, "PREDICTD_%s_%s", KEYS[i].section, KEYS[i].key);
+        for (int j = 0; j < n; j++) name[j] = (char)toupper((unsigned char)name[j]);
+        const char *v = getenv(name);
+        if (v && set_value(cfg, &KEYS[i], v, err, errlen)) {
+            size_t l = strlen(err);
+            snprintf(err + l, errlen - l, " (from %s)", name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Walks the YAML document: a mapping of sections, each a mapping of scalar keys. */
+static int load_yaml(predictd_config_t *cfg, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
+                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "YAML error");
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) { rc = 0; goto done; } /* empty file: defaults */
+    if (root->type != YAML_MAPPING_NODE) {
+        snprintf(err, errlen, "%s: the top level must be a mapping of sections", path);
+        goto done;
+    }
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *sk = yaml_document_get_node(&doc, p->key);
+        yaml_node_t *sv = yaml_document_get_node(&doc, p->value);
+        const char *section = (const char *)sk->data.scalar.value;
+        if (sk->type != YAML_SCALAR_NODE || sv->type != YAML_MAPPING_NODE) {
+            snprintf(err, errlen, "%s:%zu: section '%s' must be a mapping", path,
+                     sk->start_mark.line + 1, sk->type == YAML_SCALAR_NODE ? section : "?");
+            goto done;
+        }
+        for (yaml_node_pair_t *q = sv->data.mapping.pairs.start; q < sv->data.mapping.pairs.top; q++) {
+            yaml_node_t *kk = yaml_document_get_node(&doc, q->key);
+            yaml_node_t *kv = yaml_document_get_node(&doc, q->value);
+            if (kk->type != YAML_SCALAR_NODE || kv->type != YAML_SCALAR_NODE) {
+                snprintf(err, errlen, "%s:%zu: %s: values must be scalars", path,
+                         kk->start_mark.line + 1, section);
+                goto done;
+            }
+            const char *key = (const char *)kk->data.scalar.value;
+            const key_def_t *k = find_key(section, key);
+            if (!k) {
+                snprintf(err, errlen, "%s:%zu: %s.%s: unknown configuration key", path,
+                         kk->start_mark.line + 1, section, key);
+                goto done;
+            }
+            char sub[256];
+            if (set_value(cfg, k, (const char *)kv->data.scalar.value, sub, sizeof sub)) {
+                snprintf(err, errlen, "%s:%zu: %s", path, kv->start_mark.line + 1, sub);
+                goto done;
+            }
+        }
+    }
+    rc = 0;
+done:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+int config_load(predictd_config_t *cfg, const char *path, char *err, size_t errlen) {
+    if (!path && access("predictd.yaml", R_OK) == 0) path = "predictd.yaml";
+    if (path && load_yaml(cfg, path, err, errlen)) return -1;
+    return config_apply_env(cfg, err, errlen);
+}
+
+static void print_value(const predictd_config_t *cfg, const key_def_t *k, FILE *out) {
+    const char *p = (const char *)cfg + k->offset;
+    if (k->type == K_STR) fprintf(out, "\"%s\"", p);
+    else if (k->type == K_INT) fprintf(out, "%d", *(const int *)p);
+    else fprintf(out, "%ld", *(const long *)p);
+}
+
+void config_print_yaml(const predictd_config_t *cfg, FILE *out) {
+    const char *section = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(section, KEYS[i].section)) {
+            section = KEYS[i].section;
+            fprintf(out, "%s:\n", section);
+        }
+        fprintf(out, "  %s: ", KEYS[i].key);
+        print_value(cfg, &KEYS[i], out);
+        fprintf(out, "   # %s\n", KEYS[i].doc);
+    }
+}
+
+void config_print_docs_md(FILE *out) {
+    fprintf(out, "| key | environment | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NKEYS; i++) {
+        char env[128];
+        int n = snprintf(env, sizeof env, "PREDICTD_%s_%s", KEYS[i].section, KEYS[i].key);
+        for (int j = 0; j < n; j++) env[j] = (char)toupper((unsigned char)env[j]);
+        fprintf(out, "| `%s.%s` | `%s` | `%s` | %s |\n", KEYS[i].section, KEYS[i].key, env,
+                KEYS[i].def, KEYS[i].doc);
+    }
+}

@@ -1,0 +1,46 @@
+/* Configuration: compiled-in defaults < YAML file < PREDICTD_<SECTION>_<KEY> environment.
+ * Every key is one row of a table in config.c (name, type, default, doc); `predictd config
+ * show` prints the effective values and docs/configuration.md is generated from the table. */
+#ifndef PREDICTD_CONFIG_H
+#define PREDICTD_CONFIG_H
+
+#include <stdio.h>
+
+typedef struct predictd_config {
+    /* server */
+    char listen[128];          /* HOST:PORT the HTTP API binds */
+    char data_dir[512];        /* SQLite file and other state live here */
+    int http_threads;          /* libmicrohttpd worker threads */
+    long max_body_bytes;       /* larger request bodies get 413 */
+    /* jobs */
+    int workers;               /* worker threads; 0 = one per core */
+    int chunk_size;            /* entities per chunk: unit of work, progress and retry */
+    long max_entities;         /* ids per job; more gets 422 */
+    long max_queue_chunks;     /* pending chunks; over it submissions get 429 */
+    int max_attempts;          /* attempts per chunk before it goes to the dead letters */
+    int backoff_base_ms;       /* first retry delay; doubles each attempt, with jitter */
+    int backoff_max_ms;        /* retry delay cap */
+    int lease_ms;              /* a chunk lease not renewed in this long is taken again */
+    int shutdown_deadline_ms;  /* SIGTERM: finish work in hand for at most this long */
+    /* store */
+    char store_backend[32];    /* sqlite */
+    char store_synchronous[16];/* full | normal (SQLite PRAGMA synchronous) */
+    /* log */
+    char log_level[16];        /* debug | info | warn | error */
+    /* faults (testing the failure paths) */
+    int fault_chunk_failures;  /* the first N chunk attempts fail (0 = off) */
+} predictd_config_t;
+
+void config_defaults(predictd_config_t *cfg);
+/* Loads path (NULL: ./predictd.yaml if it exists) over the defaults, then the environment.
+ * Returns 0, or -1 with a message naming the key and the reason in err. */
+int config_load(predictd_config_t *cfg, const char *path, char *err, size_t errlen);
+/* Sets one key ("server.listen" or section+key) from text; -1 + err if unknown or bad. */
+int config_set(predictd_config_t *cfg, const char *dotted_key, const char *value,
+               char *err, size_t errlen);
+/* Applies PREDICTD_<SECTION>_<KEY> variables; -1 + err on a bad value. */
+int config_apply_env(predictd_config_t *cfg, char *err, size_t errlen);
+void config_print_yaml(const predictd_config_t *cfg, FILE *out);
+void config_print_docs_md(FILE *out);
+
+#endif

@@ -1,0 +1,181 @@
+#include "core/util.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+void buf_free(buf_t *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
+void buf_reset(buf_t *b) { b->len = 0; if (b->data) b->data[0] = 0; }
+
+int buf_reserve(buf_t *b, size_t extra) {
+    if (b->oom) return -1;
+    if (b->len + extra + 1 <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) { b->oom = 1; return -1; }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+void buf_append(buf_t *b, const void *p, size_t n) {
+    if (buf_reserve(b, n)) return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
+void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
+
+void buf_putc(buf_t *b, char c) {
+    if (buf_reserve(b, 1)) return;
+    b->data[b->len++] = c;
+    b->data[b->len] = 0;
+}
+
+void buf_printf(buf_t *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[512];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) { buf_append(b, tmp, (size_t)n); return; }
+    if (buf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void buf_json_str(buf_t *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (buf_reserve(b, n + 2)) return;
+    buf_putc(b, '"');
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        buf_append(b, s + start, i - start);
+        start = i + 1;
+        char esc[7] = {'\\', 0};
+        switch (c) {
+        case '"': esc[1] = '"'; buf_append(b, esc, 2); break;
+        case '\\': esc[1] = '\\'; buf_append(b, esc, 2); break;
+        case '\n': esc[1] = 'n'; buf_append(b, esc, 2); break;
+        case '\r': esc[1] = 'r'; buf_append(b, esc, 2); break;
+        case '\t': esc[1] = 't'; buf_append(b, esc, 2); break;
+        default:
+            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
+            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+            buf_append(b, esc, 6);
+        }
+    }
+    buf_append(b, s + start, n - start);
+    buf_putc(b, '"');
+}
+
+void buf_json_double(buf_t *b, double v) {
+    if (!isfinite(v)) { buf_puts(b, "null"); return; }
+    char tmp[32];
+    /* %.17g always round-trips; try shorter first so common values print compactly */
+    int n = snprintf(tmp, sizeof tmp, "%.15g", v);
+    if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    buf_append(b, tmp, (size_t)n);
+}
+
+char *buf_steal(buf_t *b) {
+    if (!b->data) buf_reserve(b, 0);
+    char *p = b->data;
+    if (p) p[b->len] = 0;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void iso8601_ms(int64_t ms, char *out, size_t outlen) {
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+int parse_duration_s(const char *s, double *out) {
+    if (!s) return -1;
+    while (*s == ' ') s++;
+    if (!*s) return -1;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !isfinite(v) || v < 0) return -1;
+    double mul = 1;
+    switch (*end) {
+    case 's': mul = 1; end++; break;
+    case 'm': mul = 60; end++; break;
+    case 'h': mul = 3600; end++; break;
+    case 'd': mul = 86400; end++; break;
+    default: break;
+    }
+    while (*end == ' ') end++;
+    if (*end) return -1;
+    *out = v * mul;
+    return 0;
+}
+
+void make_job_id(char out[32]) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static uint64_t last_ms, seq; /* protected by mu: keeps ids strictly increasing */
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd = (uint32_t)mono_ms();
+    pthread_mutex_lock(&mu);
+    uint64_t ms = (uint64_t)now_ms();
+    if (ms <= last_ms) { ms = last_ms; seq++; } else { last_ms = ms; seq = 0; }
+    uint64_t s = seq;
+    pthread_mutex_unlock(&mu);
+    /* 12 hex of ms, 4 hex of in-ms sequence, 6 hex random */
+    snprintf(out, 32, "JOB-%012llx%04llx%06x", (unsigned long long)ms,
+             (unsigned long long)(s & 0xffff), rnd & 0xffffff);
+}
+
+uint64_t hash_fnv1a(const void *p, size_t n, uint64_t seed) {
+    const unsigned char *c = p;
+    uint64_t h = 1469598103934665603ULL ^ seed;
+    for (size_t i = 0; i < n; i++) { h ^= c[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+int cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

@@ -1,0 +1,49 @@
+/* Small shared helpers: growable byte buffer, clocks, durations, ids, hashing. */
+#ifndef PREDICTD_UTIL_H
+#define PREDICTD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Growable buffer. Zero-initialise; buf_free releases. On allocation failure the
+ * buffer sets .oom and further appends are ignored (checked once at the end). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int oom;
+} buf_t;
+
+void buf_free(buf_t *b);
+void buf_reset(buf_t *b);
+int buf_reserve(buf_t *b, size_t extra);
+void buf_append(buf_t *b, const void *p, size_t n);
+void buf_puts(buf_t *b, const char *s);
+void buf_putc(buf_t *b, char c);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes and escapes included). */
+void buf_json_str(buf_t *b, const char *s, size_t n);
+/* Appends a double the shortest way that reads back identically (%.17g fallback);
+ * NaN/inf become null. */
+void buf_json_double(buf_t *b, double v);
+/* Takes ownership of the data; the buffer is left empty. NUL-terminated. */
+char *buf_steal(buf_t *b);
+
+int64_t now_ms(void);          /* wall clock, ms since the epoch */
+int64_t mono_ms(void);         /* monotonic, ms */
+double mono_s(void);           /* monotonic, seconds */
+/* "2026-11-24T10:00:00.123Z" into out (>= 25 bytes). */
+void iso8601_ms(int64_t ms, char *out, size_t outlen);
+
+/* Duration: "90s", "30m", "24h", "7d", "1.5h" or a bare number of seconds (string or
+ * number). Returns 0 and seconds in *out, -1 if malformed or negative. */
+int parse_duration_s(const char *s, double *out);
+
+/* A job id: "JOB-" + 12 hex of ms time + 8 hex random: sortable by creation. */
+void make_job_id(char out[32]);
+
+uint64_t hash_fnv1a(const void *p, size_t n, uint64_t seed);
+
+/* Sets *out to the number of online CPUs (at least 1). */
+int cpu_count(void);
+
+#endif

@@ -1,0 +1,187 @@
+#include "graph/graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+graph_t *graph_new(void) {
+    graph_t *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    pthread_rwlock_init(&g->lock, NULL);
+    return g;
+}
+
+void graph_free(graph_t *g) {
+    if (!g) return;
+    for (uint32_t i = 0; i < g->n; i++) {
+        free(g->ids[i]);
+        free(g->adj[i].nbr);
+        free(g->adj[i].w);
+        free(g->adj[i].count);
+    }
+    free(g->ids); free(g->spin); free(g->field); free(g->version); free(g->adj); free(g->table);
+    pthread_rwlock_destroy(&g->lock);
+    free(g);
+}
+
+void graph_rdlock(graph_t *g) { pthread_rwlock_rdlock(&g->lock); }
+void graph_unlock(graph_t *g) { pthread_rwlock_unlock(&g->lock); }
+
+static uint32_t slot_of(const graph_t *g, const char *id, int *found) {
+    uint32_t mask = g->table_cap - 1;
+    uint32_t h = (uint32_t)hash_fnv1a(id, strlen(id), 0) & mask;
+    for (;;) {
+        uint32_t v = g->table[h];
+        if (v == 0) { *found = 0; return h; }
+        const char *s = g->ids[v - 1];
+        if (s && strcmp(s, id) == 0) { *found = 1; return h; }
+        h = (h + 1) & mask;
+    }
+}
+
+int64_t graph_find(const graph_t *g, const char *id) {
+    if (!g->table_cap) return -1;
+    int found;
+    uint32_t h = slot_of(g, id, &found);
+    return found ? (int64_t)g->table[h] - 1 : -1;
+}
+
+/* Table holds every slot ever used (deleted slots keep their index with ids NULL, so
+ * probing stays valid); rehash when 70% full. */
+static int grow_table(graph_t *g) {
+    uint32_t cap = g->table_cap ? g->table_cap * 2 : 1024;
+    uint32_t *t = calloc(cap, sizeof *t);
+    if (!t) return -1;
+    free(g->table);
+    g->table = t;
+    g->table_cap = cap;
+    for (uint32_t i = 0; i < g->n; i++) {
+        if (!g->ids[i]) continue;
+        int found;
+        uint32_t h = slot_of(g, g->ids[i], &found);
+        g->table[h] = i + 1;
+    }
+    return 0;
+}
+
+static int grow_nodes(graph_t *g) {
+    uint32_t cap = g->cap ? g->cap * 2 : 1024;
+#define GROW(field) do { void *p = realloc(g->field, (size_t)cap * sizeof *g->field); if (!p) return -1; g->field = p; } while (0)
+    GROW(ids); GROW(spin); GROW(field); GROW(version); GROW(adj);
+#undef GROW
+    memset(g->adj + g->cap, 0, (size_t)(cap - g->cap) * sizeof *g->adj);
+    g->cap = cap;
+    return 0;
+}
+
+static double prop_number(const json_t *props, const char *key, double def) {
+    const json_t *v = props ? json_object_get(props, key) : NULL;
+    return (v && json_is_number(v)) ? json_number_value(v) : def;
+}
+
+void graph_upsert_entity(graph_t *g, const char *id, const json_t *props, uint64_t version) {
+    pthread_rwlock_wrlock(&g->lock);
+    int64_t i = graph_find(g, id);
+    if (i < 0) {
+        if ((g->n + 1) * 10 >= g->table_cap * 7 && grow_table(g)) goto out;
+        if (g->n == g->cap && grow_nodes(g)) goto out;
+        char *copy = strdup(id);
+        if (!copy) goto out;
+        i = g->n++;
+        g->ids[i] = copy;
+        memset(&g->adj[i], 0, sizeof g->adj[i]);
+        int found;
+        uint32_t h = slot_of(g, id, &found);
+        g->table[h] = (uint32_t)i + 1;
+        g->live++;
+    }
+    double s = prop_number(props, "spin", NAN);
+    g->spin[i] = (s == 1.0 || s == -1.0) ? s : NAN;
+    g->field[i] = prop_number(props, "field", 0.0);
+    g->version[i] = version;
+out:
+    pthread_rwlock_unlock(&g->lock);
+}
+
+static void adj_remove_at(graph_adj_t *a, uint32_t k) {
+    a->n--;
+    a->nbr[k] = a->nbr[a->n];
+    a->w[k] = a->w[a->n];
+    a->count[k] = a->count[a->n];
+}
+
+static int64_t adj_find(const graph_adj_t *a, uint32_t j) {
+    for (uint32_t k = 0; k < a->n; k++)
+        if (a->nbr[k] == j) return k;
+    return -1;
+}
+
+void graph_delete_entity(graph_t *g, const char *id) {
+    pthread_rwlock_wrlock(&g->lock);
+    int64_t i = graph_find(g, id);
+    if (i >= 0) {
+        graph_adj_t *a = &g->adj[i];
+        for (uint32_t k = 0; k < a->n; k++) {
+            graph_adj_t *b = &g->adj[a->nbr[k]];
+            int64_t back = adj_find(b, (uint32_t)i);
+            if (back >= 0) adj_remove_at(b, (uint32_t)back);
+            g->edges--;
+        }
+        free(a->nbr); free(a->w); free(a->count);
+        memset(a, 0, sizeof *a);
+        /* keep the slot in the hash table (probe chains stay intact) but make it unmatchable */
+        free(g->ids[i]);
+        g->ids[i] = NULL;
+        g->live--;
+        g->graph_version++;
+    }
+    pthread_rwlock_unlock(&g->lock);
+}
+
+static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta) {
+    int64_t k = adj_find(a, j);
+    if (k >= 0) {
+        a->w[k] += w * (delta > 0 ? 1 : -1);
+        if (delta < 0 && a->count[k] <= (uint32_t)-delta) { adj_remove_at(a, (uint32_t)k); return -1; }
+        a->count[k] += (uint32_t)delta;
+        return 0;
+    }
+    if (delta < 0) return 0;
+    if (a->n == a->cap) {
+        uint32_t cap = a->cap ? a->cap * 2 : 4;
+        uint32_t *nbr = realloc(a->nbr, cap * sizeof *nbr);
+        if (nbr) a->nbr = nbr;
+        double *ww = realloc(a->w, cap * sizeof *ww);
+        if (ww) a->w = ww;
+        uint32_t *cnt = realloc(a->count, cap * sizeof *cnt);
+        if (cnt) a->count = cnt;
+        if (!nbr || !ww || !cnt) return 0;
+        a->cap = cap;
+    }
+    a->nbr[a->n] = j;
+    a->w[a->n] = w;
+    a->count[a->n] = (uint32_t)delta;
+    a->n++;
+    return 1;
+}
+
+void graph_add_relationship(graph_t *g, const char *a, const char *b, double weight, int delta) {
+    pthread_rwlock_wrlock(&g->lock);
+    int64_t i = graph_find(g, a), j = graph_find(g, b);
+    if (i >= 0 && j >= 0 && i != j && delta != 0) {
+        int r = adj_add(&g->adj[i], (uint32_t)j, weight, delta);
+        adj_add(&g->adj[j], (uint32_t)i, weight, delta);
+        g->edges += r;
+        g->graph_version++;
+    }
+    pthread_rwlock_unlock(&g->lock);
+}
+
+void graph_set_version(graph_t *g, const char *id, uint64_t version) {
+    pthread_rwlock_wrlock(&g->lock);
+    int64_t i = graph_find(g, id);
+    if (i >= 0) g->version[i] = version;
+    pthread_rwlock_unlock(&g->lock);
+}

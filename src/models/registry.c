@@ -1,0 +1,30 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "models/model.h"
+
+static const model_t *const MODELS[] = {&MODEL_ISING};
+
+const model_t *model_find(const char *name) {
+    for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
+        if (strcmp(MODELS[i]->name, name) == 0) return MODELS[i];
+    return NULL;
+}
+
+const char *model_error_name(int code) {
+    switch (code) {
+    case MODEL_ERR_UNKNOWN_ENTITY: return "unknown_entity";
+    case MODEL_ERR_INVALID_SPIN: return "invalid_spin";
+    default: return "model_error";
+    }
+}
+
+void model_error_message(int code, const char *id, char *out, size_t outlen) {
+    switch (code) {
+    case MODEL_ERR_UNKNOWN_ENTITY: snprintf(out, outlen, "entity '%s' does not exist", id); break;
+    case MODEL_ERR_INVALID_SPIN:
+        snprintf(out, outlen, "entity '%s' has no 'spin' property of +1 or -1", id);
+        break;
+    default: snprintf(out, outlen, "entity '%s' could not be computed", id);
+    }
+}

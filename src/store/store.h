@@ -1,0 +1,129 @@
+/* The durable store (SQLite, WAL). All state a 2xx promises lives here: graph data, jobs,
+ * chunks, results, dead letters. Writes from many threads go through one writer thread that
+ * commits them in groups (one fsync for many submissions); reads use a connection per
+ * calling thread. Thread-safe unless a function says otherwise. */
+#ifndef PREDICTD_STORE_H
+#define PREDICTD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include <jansson.h>
+
+#include "graph/graph.h"
+#include "store/rows.h"
+
+typedef struct store store_t;
+
+/* Opens (creating if needed) DATA_DIR/predictd.db. -1 + err on failure. */
+int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t errlen);
+void store_close(store_t *st); /* NULL is a no-op; flushes pending writes first */
+
+/* ---- graph data: each call is one transaction, all rows or none ----------------------
+ * On a bad row returns -1, err names the row ("line 17: ..." when rows carry a line, else
+ * "[3]: ...") and nothing changes. Entities upsert (properties replaced); relationships add
+ * (parallel ones add their weights); their ends must exist. Versions of touched entities
+ * are bumped. */
+int store_import_entities(store_t *st, const entity_row_t *rows, size_t n, char *err, size_t errlen);
+int store_import_relationships(store_t *st, const rel_row_t *rows, size_t n, char *err, size_t errlen);
+int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char *err, size_t errlen);
+
+/* When attached, every committed graph change is applied to g on the writer thread, in
+ * commit order, before the committing call returns. Attach before serving. */
+void store_attach_graph(store_t *st, graph_t *g);
+/* Loads every entity and relationship into g (at start). */
+int store_load_graph(store_t *st, graph_t *g, char *err, size_t errlen);
+
+/* ---- entities ---- (return 0 ok, 1 not found, -1 error with err) */
+/* props_json: the stored property object as JSON text (owned by the caller, free()). */
+int store_entity_get(store_t *st, const char *id, char **props_json, uint64_t *version);
+/* Merges props into the entity's properties (a null value removes that key). */
+int store_entity_patch(store_t *st, const char *id, const json_t *props, char *err, size_t errlen);
+/* Deletes the entity, its relationships and observations; bumps its neighbours' versions. */
+int store_entity_delete(store_t *st, const char *id, char *err, size_t errlen);
+/* Deletes relationships matching (source, target[, type]) in either direction; *deleted counts them. */
+int store_relationships_delete(store_t *st, const rel_row_t *rows, size_t n, int match_type,
+                               long *deleted, char *err, size_t errlen);
+
+/* ---- jobs ---- */
+typedef enum { JOB_QUEUED = 0, JOB_PROCESSING, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED } job_status_t;
+const char *job_status_name(job_status_t s);
+int job_status_parse(const char *name, job_status_t *out);
+
+typedef struct {
+    char id[32];
+    char model[32];
+    job_status_t status;
+    int priority;
+    int chunk_size;           /* entities per chunk, fixed at submission */
+    long n_entities, n_chunks, chunks_done, chunks_dead, successful, failed;
+    int64_t created_at, started_at, finished_at, updated_at; /* ms since the epoch, 0 = not yet */
+    double exec_ms;
+} store_job_t;
+
+/* A new job: ids is n_entities NUL-terminated ids back to back (ids_len bytes). */
+typedef struct {
+    store_job_t job;
+    const char *params_json;
+    const char *ids;
+    size_t ids_len;
+    const char *idem_key; /* NULL: none */
+} store_new_job_t;
+
+/* Commits the job (fsync'd when this returns 0; job.id, created_at, n_chunks and
+ * chunk_size are the caller's). With an idempotency key already used,
+ * returns 1 and copies that job's id into existing_id; nothing is written. */
+int store_job_insert(store_t *st, const store_new_job_t *nj, char existing_id[32], char *err, size_t errlen);
+/* 0 ok, 1 not found. */
+int store_job_get(store_t *st, const char *id, store_job_t *out);
+/* Jobs ordered by id (= creation order), newest first, after cursor (an id, or NULL);
+ * status/model filters optional (status < 0 = any). Caller frees *out. */
+int store_jobs_list(store_t *st, int status, const char *model, const char *cursor, int limit,
+                    store_job_t **out, size_t *n);
+/* Loads what a worker needs to run a job: params JSON and the ids blob (caller frees both). */
+int store_job_load_work(store_t *st, const char *id, char **params_json, char **ids, size_t *ids_len);
+/* Chunks of a job already settled: settled[c] = 0 pending, 1 done (results written),
+ * 2 dead (in the dead-letter list, not retried). */
+int store_job_settled_chunks(store_t *st, const char *id, uint8_t *settled, long n_chunks);
+/* Ids of jobs still QUEUED or PROCESSING (recovery at start). Caller frees *ids. */
+int store_jobs_unfinished(store_t *st, char (**ids)[32], size_t *n);
+
+/* Asynchronous writes: queued to the writer thread; done(arg, rc) runs on it after the
+ * commit (rc 0 written, 1 skipped because already written or the job was cancelled, -1 error). */
+typedef void (*store_done_fn)(void *arg, int rc);
+void store_job_mark_started(store_t *st, const char *id, int64_t at_ms);
+/* The chunk's result blob and its completion mark, in one transaction: a chunk's results
+ * are stored exactly once (a second commit of the same chunk is skipped). The same
+ * transaction adds successful/failed/exec_ms to the job, bumps chunks_done and updated_at,
+ * and when every chunk is settled sets the job COMPLETED (FAILED if any chunk is dead) with
+ * finished_at. store_chunk_deadletter settles a chunk the same way (chunks_dead). */
+void store_chunk_commit(store_t *st, const char *job_id, uint32_t chunk, const void *blob, size_t len,
+                        long successful, long failed, double exec_ms, store_done_fn done, void *arg);
+void store_chunk_deadletter(store_t *st, const char *job_id, uint32_t chunk, const char *reason,
+                            int attempts, store_done_fn done, void *arg);
+/* 0 cancelled, 1 not found, 2 already finished (status in *out). */
+int store_job_cancel(store_t *st, const char *id, store_job_t *out);
+
+/* ---- results ---- */
+/* Calls fn for each stored chunk blob of the job with chunk index in [from, to]. */
+int store_results_scan(store_t *st, const char *job_id, uint32_t from, uint32_t to,
+                       void (*fn)(void *arg, uint32_t chunk, const void *blob, size_t len), void *arg);
+
+/* ---- dead letters ---- */
+typedef struct {
+    long id;
+    char job_id[32];
+    uint32_t chunk;
+    int attempts;
+    int64_t created_at;
+    char reason[256];
+} store_deadletter_t;
+int store_deadletters_list(store_t *st, long after_id, int limit, store_deadletter_t **out, size_t *n);
+/* Takes the dead letter back: the chunk is pending again (chunks_dead - 1), the job returns
+ * to PROCESSING with finished_at 0. 0 ok (job_id/chunk filled), 1 not found or already retried. */
+int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chunk);
+
+/* Counts by status (index job_status_t), for metrics at start. */
+int store_job_counts(store_t *st, long counts[5]);
+#endif
