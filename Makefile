@@ -17,6 +17,11 @@ LIBS := -lmicrohttpd -ljansson -lyaml -lsqlite3 -lcurl -lm -lpthread
 
 LIB_SRCS := $(filter-out src/cli/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# Fragments per part (mk/*.mk) may add generated objects (LIB_EXTRA_OBJS, built before the
+# library's own objects), include paths (CFLAGS += ...) and libraries (LIBS += ...).
+LIB_EXTRA_OBJS :=
+-include $(sort $(wildcard mk/*.mk))
+LIB_OBJS := $(LIB_EXTRA_OBJS) $(LIB_OBJS)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))

@@ -6,6 +6,8 @@ PKGS=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev
   sqlite3 curl python3 procps
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libopenblas-dev
+  python3-onnx python3-numpy
 )
 # bench only: the Python peer (FastAPI + Celery + Redis) it is measured against
 if [ "${PREDICTD_BENCH_DEPS:-0}" = 1 ]; then

@@ -14,7 +14,9 @@ typedef struct api api_t;
 /* Binds app->cfg.listen ("HOST:PORT"; port 0 picks a free one) and starts serving. */
 int api_start(api_t **out, predictd_t *app, char *err, size_t errlen);
 int api_port(const api_t *a);          /* the bound port */
-void api_quiesce(api_t *a);            /* stop accepting new connections (SIGTERM) */
+/* Stops accepting new connections (SIGTERM); open keep-alive connections are still served
+ * (mutating routes answer 503 once app->stopping is set). api_free closes the socket. */
+void api_quiesce(api_t *a);
 void api_free(api_t *a);               /* stops; NULL is a no-op */
 
 #endif

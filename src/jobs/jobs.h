@@ -49,7 +49,8 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
                 store_job_t *job, int *existed, int64_t *estimated_completion_ms,
                 jobs_error_t *err);
 
-/* 0 cancelled (out filled), 1 not found, 2 already finished (out filled). */
+/* 0 cancelled (out filled), 1 not found, 2 already finished (out filled). Chunks still
+ * waiting are dropped; one running finishes but its commit is skipped by the store. */
 int jobs_cancel(jobs_t *j, const char *id, store_job_t *out);
 
 /* Takes a dead letter back into the queue. 0 ok (job_id filled), 1 not found or retried. */
@@ -61,7 +62,11 @@ int jobs_deadletter_retry(jobs_t *j, long deadletter_id, char job_id[32]);
  * cursor: NULL or "" = start, else the next_cursor of the previous page (opaque to clients;
  * an entity offset). Results come in submission order; a page stops early at a chunk not yet
  * settled (next_cursor then points at it, so a client can poll); next_cursor is null once
- * every result has been returned. 0 ok, 1 job not found, -1 bad cursor (err filled). */
+ * every result has been returned. Entities of a dead chunk come as errors {code:
+ * "chunk_failed", message: the dead letter's reason}; those of chunks a cancelled job never
+ * ran as {code: "cancelled"}; metadata.failed counts both. limit is clamped to 1..10000.
+ * 0 ok, 1 job not found, -1 with err filled: a bad cursor (400 invalid_cursor) or the store
+ * failing (503 store_unavailable). */
 int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, buf_t *out,
                       jobs_error_t *err);
 

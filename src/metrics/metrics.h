@@ -30,11 +30,14 @@ void metrics_observe(metrics_t *m, const char *name, const char *labels, double 
  * whose value lives elsewhere (queue depth, jobs by state). */
 typedef void (*metrics_collect_fn)(void *arg, metrics_t *m);
 void metrics_add_collector(metrics_t *m, metrics_collect_fn fn, void *arg);
+/* Removes the collector (fn, arg): call before arg is freed. */
+void metrics_remove_collector(metrics_t *m, metrics_collect_fn fn, void *arg);
 
 /* Appends the whole exposition, families in the order they were described. */
 void metrics_render(metrics_t *m, buf_t *out);
 
-/* Reads a counter or gauge back (tests, the API's own summaries); 0 when absent. */
+/* Reads a counter or gauge back (a histogram: its count) for tests and the API's own
+ * summaries; 0 when absent. All calls take a NULL metrics_t as a no-op. */
 double metrics_value(metrics_t *m, const char *name, const char *labels);
 
 #endif

@@ -28,6 +28,10 @@ void store_close(store_t *st); /* NULL is a no-op; flushes pending writes first 
 int store_import_entities(store_t *st, const entity_row_t *rows, size_t n, char *err, size_t errlen);
 int store_import_relationships(store_t *st, const rel_row_t *rows, size_t n, char *err, size_t errlen);
 int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char *err, size_t errlen);
+/* Versions come from one store-wide clock: each write takes the next value and gives it to
+ * every entity it touches, so a version only grows and is never reused (not even by an
+ * entity deleted and created again). Relationship changes touch both ends; deleting an
+ * entity touches its neighbours; observations touch their entity. */
 
 /* When attached, every committed graph change is applied to g on the writer thread, in
  * commit order, before the committing call returns. Attach before serving. */
@@ -126,4 +130,8 @@ int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chun
 
 /* Counts by status (index job_status_t), for metrics at start. */
 int store_job_counts(store_t *st, long counts[5]);
+
+/* Write statistics since open: groups committed (one transaction, one fsync each) and ops
+ * written in them; ops / groups is the group-commit factor. */
+void store_write_stats(store_t *st, uint64_t *groups, uint64_t *ops);
 #endif

@@ -1,0 +1,88 @@
+/* Shared between the api/ files (not part of the public contract in api.h).
+ *   api_server.c  the libmicrohttpd daemon, per-request bodies, routing, metrics, /healthz...
+ *   api_json.c    error bodies, JSON body parsing with field paths, query arguments, times
+ *   api_graph.c   entities, relationships, observations
+ *   api_import.c  CSV import
+ *   api_jobs.c    batch prediction, jobs, results, cancellation, dead letters
+ * A handler reads an api_req_t and fills an api_resp_t; it never touches libmicrohttpd
+ * except to read headers and query arguments through the helpers below. */
+#ifndef PREDICTD_API_INTERNAL_H
+#define PREDICTD_API_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "core/util.h"
+#include "store/store.h"
+
+struct MHD_Connection;
+
+typedef struct {
+    predictd_t *app;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *route;   /* the matched template, e.g. "/api/v1/jobs/{id}" */
+    const char *param;   /* the URL-decoded {..} segment, NULL when the route has none */
+    const char *body;    /* request body, NUL-terminated (body_len bytes before the NUL) */
+    size_t body_len;
+} api_req_t;
+
+typedef struct {
+    int status;
+    buf_t body;
+    const char *content_type; /* NULL: application/json */
+    char allow[64];           /* Allow header for 405, "" for none */
+    int retry_after_s;        /* Retry-After header when > 0 */
+} api_resp_t;
+
+typedef void (*api_handler_fn)(api_req_t *rq, api_resp_t *rs);
+
+/* ---- api_json.c ---- */
+/* {"error":{"code":code,"message":...,"field":field|null}}; replaces any body already set. */
+void api_error(api_resp_t *rs, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* 422 invalid_field naming field. */
+#define api_invalid(rs, field, ...) api_error((rs), 422, "invalid_field", (field), __VA_ARGS__)
+/* Parses the body as JSON. 0 ok (*out owned by the caller); -1 with a 400 invalid_json in rs. */
+int api_parse_body(const api_req_t *rq, api_resp_t *rs, json_t **out);
+/* Sets status and the body to the compact serialisation of v; steals the reference. */
+void api_reply_json(api_resp_t *rs, int status, json_t *v);
+/* Appends an ISO 8601 string for ms since the epoch, or null when ms is 0. */
+void api_put_time(buf_t *b, int64_t ms);
+/* The job record as the API shows it. */
+void api_put_job(buf_t *b, const store_job_t *job);
+/* Query argument ?name=, URL-decoded into out; 0 found, 1 absent, -1 too long or with a NUL
+ * (422 in rs). */
+int api_query(const api_req_t *rq, api_resp_t *rs, const char *name, char *out, size_t outlen);
+/* Integer query argument in [min, max], def when absent; -1 with a 422 in rs. */
+int api_query_long(const api_req_t *rq, api_resp_t *rs, const char *name, long def, long min,
+                   long max, long *out);
+/* A request header, or NULL. */
+const char *api_header(const api_req_t *rq, const char *name);
+/* ISO 8601 date-time ("2026-11-24T10:00:00Z", fraction and +HH:MM offsets allowed, a bare
+ * date is midnight UTC) to seconds since the epoch. 0 ok, -1 malformed. */
+int api_parse_iso8601(const char *s, double *out);
+/* A property value the graph store keeps: number, string or boolean (null when allow_null). */
+int api_scalar_ok(const json_t *v, int allow_null);
+
+/* ---- handlers (api_graph.c, api_import.c, api_jobs.c) ---- */
+void api_entities_post(api_req_t *rq, api_resp_t *rs);
+void api_entity_get(api_req_t *rq, api_resp_t *rs);
+void api_entity_patch(api_req_t *rq, api_resp_t *rs);
+void api_entity_delete(api_req_t *rq, api_resp_t *rs);
+void api_relationships_post(api_req_t *rq, api_resp_t *rs);
+void api_relationships_delete(api_req_t *rq, api_resp_t *rs);
+void api_observations_post(api_req_t *rq, api_resp_t *rs);
+void api_import_post(api_req_t *rq, api_resp_t *rs);
+void api_predict_post(api_req_t *rq, api_resp_t *rs);
+void api_job_get(api_req_t *rq, api_resp_t *rs);
+void api_jobs_list(api_req_t *rq, api_resp_t *rs);
+void api_job_results(api_req_t *rq, api_resp_t *rs);
+void api_job_cancel(api_req_t *rq, api_resp_t *rs);
+void api_deadletters_list(api_req_t *rq, api_resp_t *rs);
+void api_deadletter_retry(api_req_t *rq, api_resp_t *rs);
+
+#endif

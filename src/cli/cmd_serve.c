@@ -1,0 +1,198 @@
+/* predictd serve: builds the app (config, store, graph, metrics, jobs, api), serves until
+ * SIGTERM/SIGINT, then shuts down in reverse within the configured deadline.
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked in the main thread before any other thread
+ * exists, so every thread inherits the mask and only the main thread's sigwait() sees them:
+ * no async-signal-safety puzzles, shutdown runs as ordinary code. A second signal while
+ * shutting down (2 s or more after the first) ends the process at once (the store is crash-safe; unfinished chunks are
+ * redone at the next start). */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "core/app.h"
+#include "core/log.h"
+#include "core/util.h"
+
+static void serve_usage(FILE *out) {
+    fprintf(out,
+            "usage: predictd serve [OPTIONS]\n"
+            "\n"
+            "Runs the HTTP API, the durable job queue and the worker pool in one process, on\n"
+            "an embedded SQLite database in DATA_DIR/predictd.db. Only one server (or offline\n"
+            "import) may use a data dir at a time: DATA_DIR/predictd.lock is held while it runs.\n"
+            "Logs go to stderr, one logfmt line per event. SIGTERM or Ctrl-C: stop accepting,\n"
+            "finish the chunks in hand within jobs.shutdown_deadline_ms, exit 0; anything not\n"
+            "finished is redone at the next start.\n"
+            "\n"
+            "options (each overrides the config file and PREDICTD_* variables):\n"
+            "  -l, --listen HOST:PORT  address to bind (server.listen, default 127.0.0.1:8080;\n"
+            "                          port 0 picks a free port, logged as port=N)\n"
+            "  -d, --data-dir DIR      where the database lives (server.data_dir, default ./data)\n"
+            "  -w, --workers N         worker threads, 0 = one per core (jobs.workers)\n"
+            "  -L, --log-level LEVEL   debug, info, warn or error (log.level)\n"
+            "  -c, --config FILE       YAML configuration (default ./predictd.yaml if present)\n"
+            "  -h, --help              this help\n"
+            "\n"
+            "examples:\n"
+            "  predictd serve\n"
+            "  predictd serve --listen 0.0.0.0:9000 --data-dir /var/lib/predictd --workers 8\n"
+            "  PREDICTD_JOBS_CHUNK_SIZE=500 predictd serve --log-level debug\n"
+            "  predictd --config prod.yaml serve\n");
+}
+
+/* A signal within 2 s of the first is the same request delivered twice (Ctrl-C reaches both
+ * a wrapper script and the server, and the script forwards it): ignored. */
+static void *second_signal(void *arg) {
+    sigset_t *set = arg;
+    double first = mono_s();
+    int sig;
+    while (sigwait(set, &sig) == 0) {
+        if (sig == SIGHUP || mono_s() - first < 2.0) continue;
+        LOG_W("second signal: exiting now; unfinished chunks are redone at the next start",
+              "signal=%d", sig);
+        _exit(1);
+    }
+    return NULL;
+}
+
+int cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, 'l'},
+        {"data-dir", required_argument, 0, 'd'},
+        {"workers", required_argument, 0, 'w'},
+        {"log-level", required_argument, 0, 'L'},
+        {"config", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *path = NULL, *listen = NULL, *data_dir = NULL, *workers = NULL, *level = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "l:d:w:L:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'w': workers = optarg; break;
+        case 'L': level = optarg; break;
+        case 'c': path = optarg; break;
+        case 'h': serve_usage(stdout); return 0;
+        default: serve_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "predictd serve: unexpected argument '%s'\n\n", argv[optind]);
+        serve_usage(stderr);
+        return 2;
+    }
+
+    predictd_t app;
+    memset(&app, 0, sizeof app);
+    app.started_ms = now_ms();
+    if (cli_load_config(&app.cfg, path)) return 1;
+    if ((listen && cli_set(&app.cfg, "server.listen", listen)) ||
+        (data_dir && cli_set(&app.cfg, "server.data_dir", data_dir)) ||
+        (workers && cli_set(&app.cfg, "jobs.workers", workers)) ||
+        (level && cli_set(&app.cfg, "log.level", level)))
+        return 2;
+    log_set_level_name(app.cfg.log_level);
+
+    /* Before any thread starts: every thread inherits the blocked set. A shell starts
+     * background jobs with SIGINT ignored; take the default back so sigwait sees it. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    char err[1024];
+    int rc = 1;
+    api_t *api = NULL;
+    int lock_fd = cli_lock_data_dir(app.cfg.data_dir, err, sizeof err);
+    if (lock_fd < 0) {
+        LOG_E("cannot start", "reason=\"%s\"", err);
+        return 1;
+    }
+    LOG_I("starting", "version=%s pid=%ld data_dir=%s listen=%s workers=%d store=%s synchronous=%s",
+          PREDICTD_VERSION, (long)getpid(), app.cfg.data_dir, app.cfg.listen,
+          app.cfg.workers ? app.cfg.workers : cpu_count(), app.cfg.store_backend,
+          app.cfg.store_synchronous);
+
+    double t0 = mono_s();
+    if (store_open(&app.store, &app.cfg, err, sizeof err)) {
+        LOG_E("cannot open the store", "data_dir=%s reason=\"%s\"", app.cfg.data_dir, err);
+        goto done;
+    }
+    app.graph = graph_new();
+    if (!app.graph) {
+        LOG_E("out of memory", "what=graph");
+        goto done;
+    }
+    if (store_load_graph(app.store, app.graph, err, sizeof err)) {
+        LOG_E("cannot load the graph", "reason=\"%s\"", err);
+        goto done;
+    }
+    store_attach_graph(app.store, app.graph);
+    LOG_I("graph loaded", "entities=%u relationships=%llu ms=%.0f", app.graph->live,
+          (unsigned long long)app.graph->edges, (mono_s() - t0) * 1000.0);
+
+    app.metrics = metrics_new();
+    if (!app.metrics) {
+        LOG_E("out of memory", "what=metrics");
+        goto done;
+    }
+    if (jobs_start(&app.jobs, &app.cfg, app.store, app.graph, app.metrics, err, sizeof err)) {
+        LOG_E("cannot start the job engine", "reason=\"%s\"", err);
+        goto done;
+    }
+    if (api_start(&api, &app, err, sizeof err)) {
+        LOG_E("cannot start the HTTP API", "listen=%s reason=\"%s\"", app.cfg.listen, err);
+        goto done;
+    }
+    app.ready = 1;
+    /* The address as bound: with port 0 in the config, the port the kernel picked. */
+    char addr[160];
+    const char *colon = strrchr(app.cfg.listen, ':');
+    snprintf(addr, sizeof addr, "%.*s:%d", colon ? (int)(colon - app.cfg.listen) : 0, app.cfg.listen,
+             api_port(api));
+    LOG_I("listening", "addr=%s port=%d startup_ms=%.0f", addr, api_port(api), (mono_s() - t0) * 1000.0);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        LOG_I("SIGHUP ignored", "hint=%s", "restart to apply configuration changes");
+
+    pthread_t t;
+    if (pthread_create(&t, NULL, second_signal, &sigs) == 0) pthread_detach(t);
+    LOG_I("stopping", "signal=%s deadline_ms=%d", sig == SIGINT ? "SIGINT" : "SIGTERM",
+          app.cfg.shutdown_deadline_ms);
+    double ts = mono_s();
+    app.stopping = 1;
+    app.ready = 0;
+    api_quiesce(api);
+    int released = jobs_stop(app.jobs, app.cfg.shutdown_deadline_ms);
+    api_free(api);
+    api = NULL;
+    jobs_free(app.jobs);
+    app.jobs = NULL;
+    store_close(app.store);
+    app.store = NULL;
+    LOG_I("stopped", "released_chunks=%d shutdown_ms=%.0f", released, (mono_s() - ts) * 1000.0);
+    rc = 0;
+done:
+    api_free(api);
+    jobs_free(app.jobs);
+    store_close(app.store);
+    graph_free(app.graph);
+    metrics_free(app.metrics);
+    close(lock_fd);
+    return rc;
+}

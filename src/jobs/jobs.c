@@ -1,0 +1,1031 @@
+/* The job engine: admission, the chunk queue, workers, leases, retries, dead letters,
+ * cancellation and recovery (see jobs.h for the life of a job).
+ *
+ * Memory model: a job_rt_t exists while any of its chunks is in memory; each chunk is a
+ * chunk_item_t owned by exactly one place: the ready heap, the delayed list (retry backoff),
+ * or the leased list. A worker holding a lease knows it only by its token: when the
+ * watchdog takes an expired lease back, the item leaves the leased list and the token no
+ * longer matches, so whatever the old holder does later is dropped (and its commit, if it
+ * got that far, is skipped by the store: commits are exactly-once). Every execution holds a
+ * reference on its job_rt_t, so the job's work (params + ids) outlives the model run. */
+#include "jobs/jobs_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+
+#define MAX_ID_BYTES 256
+#define RUN_STEP 512            /* entities per model call; the lease is renewed between */
+#define DEFAULT_CHUNK_MS 20.0   /* estimate before the first chunk was measured */
+#define STORE_RETRY_AFTER_S 5
+
+static const char *const STATUS_LABELS[5] = {
+    "status=\"QUEUED\"", "status=\"PROCESSING\"", "status=\"COMPLETED\"",
+    "status=\"FAILED\"", "status=\"CANCELLED\""};
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static void set_err(jobs_error_t *e, int status, const char *code, const char *field,
+                    int retry_after_s, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void set_err(jobs_error_t *e, int status, const char *code, const char *field,
+                    int retry_after_s, const char *fmt, ...) {
+    if (!e) return;
+    e->http_status = status;
+    snprintf(e->code, sizeof e->code, "%s", code);
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    e->retry_after_s = retry_after_s;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t rng_next(jobs_t *j) { /* splitmix64; call with j->mu held */
+    uint64_t z = (j->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* min(max, base * 2^attempt) with full jitter: uniform in [0, cap]. j->mu held. */
+static int64_t backoff_ms(jobs_t *j, int attempt) {
+    double cap = (double)j->cfg.backoff_base_ms * ldexp(1.0, attempt < 60 ? attempt : 60);
+    if (cap > j->cfg.backoff_max_ms) cap = j->cfg.backoff_max_ms;
+    return (int64_t)((double)(rng_next(j) >> 11) * 0x1.0p-53 * cap);
+}
+
+static void model_labels(const model_t *md, char *out, size_t n) {
+    snprintf(out, n, "model=\"%s\"", md ? md->name : "unknown");
+}
+
+static void work_free(job_work_t *w) {
+    if (!w) return;
+    json_decref(w->params);
+    free(w->ids_blob);
+    free(w->ids);
+    free(w);
+}
+
+/* Takes ownership of params and blob. NULL on allocation failure (both freed). */
+static job_work_t *work_new(json_t *params, char *blob, size_t blob_len, long n) {
+    job_work_t *w = calloc(1, sizeof *w);
+    const char **ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    if (!w || !ids) goto fail;
+    size_t off = 0;
+    for (long i = 0; i < n; i++) {
+        if (off >= blob_len) goto fail; /* fewer ids than the job says: corrupt */
+        ids[i] = blob + off;
+        off += strlen(blob + off) + 1;
+    }
+    w->params = params;
+    w->ids_blob = blob;
+    w->ids = ids;
+    w->n = n;
+    return w;
+fail:
+    free(w);
+    free(ids);
+    json_decref(params);
+    free(blob);
+    return NULL;
+}
+
+static job_work_t *work_load(jobs_t *j, const job_rt_t *rt, char *err, size_t errlen) {
+    char *pj = NULL, *blob = NULL;
+    size_t len = 0;
+    int rc = store_job_load_work(j->st, rt->id, &pj, &blob, &len);
+    if (rc != 0) {
+        snprintf(err, errlen, "could not load the job's work from the store (rc %d)", rc);
+        free(pj);
+        free(blob);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *params = json_loads(pj ? pj : "", 0, &je);
+    free(pj);
+    if (!params) {
+        snprintf(err, errlen, "stored parameters do not parse: %s", je.text);
+        free(blob);
+        return NULL;
+    }
+    job_work_t *w = work_new(params, blob, len, rt->n_entities);
+    if (!w) snprintf(err, errlen, "could not load the job's work (ids corrupt or out of memory)");
+    return w;
+}
+
+/* ---- job runtime records (j->mu held) --------------------------------------------- */
+
+static job_rt_t *rt_find(jobs_t *j, const char *id) {
+    for (job_rt_t *rt = j->rts; rt; rt = rt->next)
+        if (strcmp(rt->id, id) == 0) return rt;
+    return NULL;
+}
+
+static job_rt_t *rt_get(jobs_t *j, const store_job_t *job, const model_t *md) {
+    job_rt_t *rt = rt_find(j, job->id);
+    if (rt) return rt;
+    rt = calloc(1, sizeof *rt);
+    if (!rt) return NULL;
+    snprintf(rt->id, sizeof rt->id, "%s", job->id);
+    rt->model = md;
+    rt->priority = job->priority;
+    rt->chunk_size = job->chunk_size > 0 ? job->chunk_size : 1;
+    rt->n_entities = job->n_entities;
+    rt->next = j->rts;
+    if (j->rts) j->rts->prev = rt;
+    j->rts = rt;
+    return rt;
+}
+
+static void rt_unref(jobs_t *j, job_rt_t *rt) {
+    if (--rt->refs > 0) return;
+    if (rt->prev) rt->prev->next = rt->next; else j->rts = rt->next;
+    if (rt->next) rt->next->prev = rt->prev;
+    work_free(rt->work);
+    free(rt);
+}
+
+static void item_free(jobs_t *j, chunk_item_t *it) {
+    job_rt_t *rt = it->rt;
+    free(it);
+    rt_unref(j, rt);
+}
+
+/* ---- the ready heap: priority desc, then seq asc (j->mu held) ---------------------- */
+
+static int item_before(const chunk_item_t *a, const chunk_item_t *b) {
+    if (a->rt->priority != b->rt->priority) return a->rt->priority > b->rt->priority;
+    return a->seq < b->seq;
+}
+
+static void heap_up(jobs_t *j, size_t i) {
+    chunk_item_t **h = j->heap;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!item_before(h[i], h[p])) break;
+        chunk_item_t *t = h[i]; h[i] = h[p]; h[p] = t;
+        i = p;
+    }
+}
+
+static void heap_down(jobs_t *j, size_t i) {
+    chunk_item_t **h = j->heap;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, best = i;
+        if (l < j->heap_n && item_before(h[l], h[best])) best = l;
+        if (r < j->heap_n && item_before(h[r], h[best])) best = r;
+        if (best == i) return;
+        chunk_item_t *t = h[i]; h[i] = h[best]; h[best] = t;
+        i = best;
+    }
+}
+
+static int heap_push(jobs_t *j, chunk_item_t *it) {
+    if (j->heap_n == j->heap_cap) {
+        size_t cap = j->heap_cap ? j->heap_cap * 2 : 256;
+        chunk_item_t **p = realloc(j->heap, cap * sizeof *p);
+        if (!p) return -1;
+        j->heap = p;
+        j->heap_cap = cap;
+    }
+    j->heap[j->heap_n++] = it;
+    heap_up(j, j->heap_n - 1);
+    return 0;
+}
+
+static chunk_item_t *heap_pop(jobs_t *j) {
+    if (!j->heap_n) return NULL;
+    chunk_item_t *top = j->heap[0];
+    j->heap[0] = j->heap[--j->heap_n];
+    if (j->heap_n) heap_down(j, 0);
+    return top;
+}
+
+static int delayed_push(jobs_t *j, chunk_item_t *it) {
+    if (j->delayed_n == j->delayed_cap) {
+        size_t cap = j->delayed_cap ? j->delayed_cap * 2 : 64;
+        chunk_item_t **p = realloc(j->delayed, cap * sizeof *p);
+        if (!p) return -1;
+        j->delayed = p;
+        j->delayed_cap = cap;
+    }
+    j->delayed[j->delayed_n++] = it;
+    return 0;
+}
+
+/* Moves delayed chunks whose time came into the heap; returns the earliest remaining due
+ * time (INT64_MAX when none). */
+static int64_t promote_due(jobs_t *j) {
+    int64_t now = mono_ms(), next = INT64_MAX;
+    for (size_t i = 0; i < j->delayed_n;) {
+        chunk_item_t *it = j->delayed[i];
+        if (it->due_ms <= now && heap_push(j, it) == 0) {
+            j->delayed[i] = j->delayed[--j->delayed_n];
+            continue;
+        }
+        if (it->due_ms < next) next = it->due_ms;
+        i++;
+    }
+    return next;
+}
+
+/* A new chunk item in the heap (or, with delay_ms > 0, the delayed list). -1: no memory. */
+static int queue_chunk(jobs_t *j, job_rt_t *rt, uint32_t chunk, int attempts) {
+    chunk_item_t *it = calloc(1, sizeof *it);
+    if (!it) return -1;
+    it->rt = rt;
+    it->chunk = chunk;
+    it->attempts = attempts;
+    it->seq = j->next_seq++;
+    rt->refs++;
+    if (heap_push(j, it) < 0) {
+        item_free(j, it);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- leases (j->mu held) ------------------------------------------------------------ */
+
+static void leased_add(jobs_t *j, chunk_item_t *it) {
+    it->lprev = NULL;
+    it->lnext = j->leased;
+    if (j->leased) j->leased->lprev = it;
+    j->leased = it;
+    j->leased_n++;
+}
+
+static void leased_remove(jobs_t *j, chunk_item_t *it) {
+    if (it->lprev) it->lprev->lnext = it->lnext; else j->leased = it->lnext;
+    if (it->lnext) it->lnext->lprev = it->lprev;
+    it->lprev = it->lnext = NULL;
+    j->leased_n--;
+}
+
+static chunk_item_t *lease_find(jobs_t *j, uint64_t token) {
+    for (chunk_item_t *it = j->leased; it; it = it->lnext)
+        if (it->token == token) return it;
+    return NULL;
+}
+
+/* Renews the lease; 0 while it is still ours, -1 when it was taken back or we stop. */
+static int lease_renew(jobs_t *j, uint64_t token) {
+    pthread_mutex_lock(&j->mu);
+    chunk_item_t *it = lease_find(j, token);
+    if (it) it->deadline_ms = mono_ms() + j->cfg.lease_ms;
+    int ok = it && !j->abandon;
+    pthread_mutex_unlock(&j->mu);
+    return ok ? 0 : -1;
+}
+
+/* A failed attempt of a still-held lease: backoff or, at max_attempts, the dead letter
+ * (returns 1: caller hands it to the store). j->mu held. */
+static int attempt_failed(jobs_t *j, chunk_item_t *it) {
+    if (it->rt->cancelled) { /* cancelled while it ran: nothing left to retry */
+        leased_remove(j, it);
+        item_free(j, it);
+        return 0;
+    }
+    it->attempts++;
+    if (it->attempts >= j->cfg.max_attempts) {
+        it->committing = 1;
+        j->commits_inflight++;
+        return 1;
+    }
+    leased_remove(j, it);
+    it->due_ms = mono_ms() + backoff_ms(j, it->attempts - 1);
+    if (delayed_push(j, it) < 0) {
+        /* no memory for the delay: it stays pending in the store, redone at restart */
+        item_free(j, it);
+    }
+    pthread_cond_broadcast(&j->work_cv);
+    return 0;
+}
+
+/* ---- store callbacks (run on the store's writer thread) ------------------------------ */
+
+typedef struct {
+    jobs_t *j;
+    uint64_t token;
+    const model_t *model;
+    long successful, failed;
+    int dead;
+    char *blob;          /* owned: the store may read it until the callback */
+    size_t blob_len;
+    char reason[256];
+} commit_ctx_t;
+
+static void on_settled(void *arg, int rc) {
+    commit_ctx_t *c = arg;
+    jobs_t *j = c->j;
+    /* metrics first: once commits_inflight drops, jobs_stop may free j */
+    if (rc == 0) {
+        char lab[96];
+        if (c->dead) {
+            metrics_counter_add(j->m, "predictd_deadletters_total", NULL, 1);
+        } else {
+            snprintf(lab, sizeof lab, "model=\"%s\",outcome=\"ok\"", c->model->name);
+            metrics_counter_add(j->m, "predictd_predictions_total", lab, (double)c->successful);
+            snprintf(lab, sizeof lab, "model=\"%s\",outcome=\"error\"", c->model->name);
+            metrics_counter_add(j->m, "predictd_predictions_total", lab, (double)c->failed);
+        }
+    } else if (rc < 0) {
+        LOG_W("chunk settle failed in the store", "dead=%d", c->dead);
+    }
+    pthread_mutex_lock(&j->mu);
+    chunk_item_t *it = lease_find(j, c->token);
+    if (it) {
+        leased_remove(j, it);
+        if (rc < 0 && !j->stopping) {
+            /* the store could not write it: try again later, not counted as an attempt */
+            it->committing = 0;
+            it->due_ms = mono_ms() + backoff_ms(j, it->attempts);
+            if (delayed_push(j, it) < 0) item_free(j, it);
+            pthread_cond_broadcast(&j->work_cv);
+        } else {
+            item_free(j, it);
+        }
+    }
+    j->commits_inflight--;
+    pthread_cond_broadcast(&j->idle_cv);
+    pthread_mutex_unlock(&j->mu); /* j is not touched after this */
+    free(c->blob);
+    free(c);
+}
+
+/* ---- workers ------------------------------------------------------------------------ */
+
+/* Runs ids[0..n) through the model in steps, renewing the lease between steps. 0 ok,
+ * -1 model failure (err filled), -2 lease lost or stopping (drop the result). */
+static int run_chunk(jobs_t *j, const model_t *md, const json_t *params, const char *const *ids,
+                     uint32_t n, uint64_t token, uint8_t *codes, double *out, char *err,
+                     size_t errlen) {
+    for (uint32_t off = 0; off < n; off += RUN_STEP) {
+        uint32_t k = n - off < RUN_STEP ? n - off : RUN_STEP;
+        if (md->xRunChunk(&j->env, params, ids + off, k, codes + off,
+                          out + (size_t)off * (size_t)md->n_outputs, err, errlen) != 0)
+            return -1;
+        if (lease_renew(j, token) < 0) return -2;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg) {
+    jobs_t *j = arg;
+    char err[256];
+    buf_t blob = {0};
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        if (j->stopping) break;
+        int64_t next_due = promote_due(j);
+        chunk_item_t *it = heap_pop(j);
+        if (!it) {
+            int64_t wait_ms = next_due == INT64_MAX ? 1000 : next_due - mono_ms();
+            if (wait_ms > 1000) wait_ms = 1000;
+            if (wait_ms > 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += wait_ms / 1000;
+                ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+                pthread_cond_timedwait(&j->work_cv, &j->mu, &ts);
+            }
+            continue;
+        }
+        job_rt_t *rt = it->rt;
+        if (rt->cancelled) { item_free(j, it); continue; }
+
+        /* lease it */
+        it->token = ++j->next_token;
+        it->deadline_ms = mono_ms() + j->cfg.lease_ms;
+        it->committing = 0;
+        leased_add(j, it);
+        const uint64_t token = it->token;
+        const uint32_t chunk = it->chunk;
+        const int attempts = it->attempts;
+        rt->refs++; /* this execution's reference */
+        j->executing++;
+        j->busy++;
+        int inject = j->faults_injected < j->cfg.fault_chunk_failures;
+        if (inject) j->faults_injected++;
+        int mark = !rt->started_marked;
+        rt->started_marked = 1;
+        while (!rt->work && rt->loading) pthread_cond_wait(&j->work_cv, &j->mu);
+        int need_load = !rt->work;
+        if (need_load) rt->loading = 1;
+        pthread_mutex_unlock(&j->mu);
+
+        const model_t *md = rt->model;
+        if (mark) store_job_mark_started(j->st, rt->id, now_ms());
+        err[0] = 0;
+        int rc = 0;
+        if (need_load) {
+            job_work_t *w = work_load(j, rt, err, sizeof err);
+            pthread_mutex_lock(&j->mu);
+            rt->work = w;
+            rt->loading = 0;
+            pthread_cond_broadcast(&j->work_cv);
+            pthread_mutex_unlock(&j->mu);
+            if (!w) rc = -1;
+        }
+        long from = (long)chunk * rt->chunk_size;
+        long left = rt->n_entities - from;
+        uint32_t n = (uint32_t)(left < rt->chunk_size ? (left > 0 ? left : 0) : rt->chunk_size);
+        uint8_t *codes = NULL;
+        double *vals = NULL;
+        long ok_n = 0;
+        double t0 = mono_s(), exec_ms = 0;
+        if (rc == 0 && inject) {
+            snprintf(err, sizeof err, "injected fault");
+            rc = -1;
+        }
+        if (rc == 0) {
+            codes = malloc(n ? n : 1);
+            vals = malloc(((size_t)n * (size_t)md->n_outputs + 1) * sizeof *vals);
+            if (!codes || !vals) {
+                snprintf(err, sizeof err, "out of memory");
+                rc = -1;
+            } else {
+                rc = run_chunk(j, md, rt->work->params, rt->work->ids + from, n, token, codes,
+                               vals, err, sizeof err);
+                if (rc == -1 && !err[0]) snprintf(err, sizeof err, "model %s failed", md->name);
+            }
+        }
+        exec_ms = (mono_s() - t0) * 1000.0;
+        if (rc == 0) {
+            for (uint32_t k = 0; k < n; k++) ok_n += codes[k] == MODEL_OK;
+            buf_reset(&blob);
+            if (jobs_blob_encode(&blob, rt->work->ids + from, n, md->n_outputs, codes, vals) < 0) {
+                snprintf(err, sizeof err, "out of memory encoding results");
+                rc = -1;
+            }
+            char lab[64];
+            model_labels(md, lab, sizeof lab);
+            metrics_observe(j->m, "predictd_chunk_seconds", lab, exec_ms / 1000.0);
+        }
+        free(codes);
+        free(vals);
+        if (rc == -1)
+            LOG_W("chunk attempt failed", "job=%s chunk=%u attempt=%d reason=\"%s\"", rt->id,
+                  chunk, attempts + 1, err);
+
+        pthread_mutex_lock(&j->mu);
+        it = lease_find(j, token);
+        commit_ctx_t *ctx = NULL;
+        int dead = 0;
+        if (!it) {
+            /* taken back by the watchdog (or settled): someone else owns it now */
+        } else if (j->abandon || rc == -2) {
+            leased_remove(j, it);
+            item_free(j, it);
+            j->released++;
+        } else if (rc == 0) {
+            it->committing = 1;
+            it->deadline_ms = mono_ms() + j->cfg.lease_ms;
+            j->commits_inflight++;
+            j->chunk_ms_avg = j->chunk_ms_avg > 0 ? 0.8 * j->chunk_ms_avg + 0.2 * exec_ms : exec_ms;
+        } else {
+            dead = attempt_failed(j, it);
+            if (!dead) metrics_counter_add(j->m, "predictd_chunk_retries_total", NULL, 1);
+        }
+        if (it && !j->abandon && rc != -2 && (rc == 0 || dead)) {
+            ctx = calloc(1, sizeof *ctx);
+            if (ctx) {
+                ctx->j = j;
+                ctx->token = token;
+                ctx->model = md;
+                ctx->successful = ok_n;
+                ctx->failed = (long)n - ok_n;
+                ctx->dead = dead;
+                snprintf(ctx->reason, sizeof ctx->reason, "%s", err);
+                if (!dead) {
+                    ctx->blob_len = blob.len;
+                    ctx->blob = buf_steal(&blob);
+                }
+            } else {
+                /* cannot track the commit: release the chunk, the store still has it */
+                leased_remove(j, it);
+                item_free(j, it);
+                j->commits_inflight--;
+            }
+        }
+        pthread_mutex_unlock(&j->mu);
+        if (ctx && !dead)
+            store_chunk_commit(j->st, rt->id, chunk, ctx->blob, ctx->blob_len, ok_n,
+                               (long)n - ok_n, exec_ms, on_settled, ctx);
+        else if (ctx)
+            store_chunk_deadletter(j->st, rt->id, chunk, ctx->reason, attempts + 1, on_settled, ctx);
+
+        pthread_mutex_lock(&j->mu);
+        j->executing--;
+        j->busy--;
+        rt_unref(j, rt);
+        pthread_cond_broadcast(&j->idle_cv);
+    }
+    pthread_mutex_unlock(&j->mu);
+    buf_free(&blob);
+    return NULL;
+}
+
+/* Takes back expired leases and wakes workers for due retries. */
+static void *watchdog_main(void *arg) {
+    jobs_t *j = arg;
+    int64_t tick = j->cfg.lease_ms / 4;
+    if (tick < 10) tick = 10;
+    if (tick > 500) tick = 500;
+    pthread_mutex_lock(&j->mu);
+    while (!j->stopping) {
+        int64_t now = mono_ms();
+        int expired = 0;
+        for (chunk_item_t *it = j->leased, *next; it; it = next) {
+            next = it->lnext;
+            if (it->committing || it->deadline_ms > now) continue;
+            LOG_W("chunk lease expired, taking it back", "job=%s chunk=%u", it->rt->id, it->chunk);
+            leased_remove(j, it);
+            if (heap_push(j, it) < 0) item_free(j, it);
+            expired++;
+        }
+        if (expired) metrics_counter_add(j->m, "predictd_lease_expired_total", NULL, expired);
+        promote_due(j);
+        if (j->heap_n) pthread_cond_broadcast(&j->work_cv);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += tick * 1000000L;
+        while (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&j->idle_cv, &j->mu, &ts);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+static void collect(void *arg, metrics_t *m) {
+    jobs_t *j = arg;
+    jobs_stats_t s;
+    jobs_stats(j, &s);
+    for (int i = 0; i < 5; i++)
+        metrics_gauge_set(m, "predictd_jobs", STATUS_LABELS[i], (double)s.jobs_by_status[i]);
+    metrics_gauge_set(m, "predictd_queue_depth_chunks", NULL, (double)s.queued_chunks);
+    metrics_gauge_set(m, "predictd_workers_busy", NULL, s.busy_workers);
+    metrics_gauge_set(m, "predictd_workers", NULL, s.workers);
+}
+
+static void describe_metrics(metrics_t *m) {
+    metrics_describe(m, "predictd_jobs", METRIC_GAUGE, "Jobs by status.", NULL, 0);
+    metrics_describe(m, "predictd_queue_depth_chunks", METRIC_GAUGE,
+                     "Chunks waiting to run, retry delays included.", NULL, 0);
+    metrics_describe(m, "predictd_workers_busy", METRIC_GAUGE, "Workers running a chunk now.", NULL, 0);
+    metrics_describe(m, "predictd_workers", METRIC_GAUGE, "Worker threads.", NULL, 0);
+    metrics_describe(m, "predictd_predictions_total", METRIC_COUNTER,
+                     "Per-entity predictions stored, by model and outcome (ok or error).", NULL, 0);
+    metrics_describe(m, "predictd_chunk_seconds", METRIC_HISTOGRAM,
+                     "Time to compute one chunk, by model.", NULL, 0);
+    metrics_describe(m, "predictd_chunk_retries_total", METRIC_COUNTER,
+                     "Failed chunk attempts that were scheduled again.", NULL, 0);
+    metrics_describe(m, "predictd_deadletters_total", METRIC_COUNTER,
+                     "Chunks moved to the dead-letter list after max_attempts.", NULL, 0);
+    metrics_describe(m, "predictd_jobs_submitted_total", METRIC_COUNTER,
+                     "Jobs accepted, by model.", NULL, 0);
+    metrics_describe(m, "predictd_lease_expired_total", METRIC_COUNTER,
+                     "Chunk leases taken back by the watchdog (holder stuck past lease_ms).", NULL, 0);
+    metrics_counter_add(m, "predictd_chunk_retries_total", NULL, 0);
+    metrics_counter_add(m, "predictd_lease_expired_total", NULL, 0);
+    metrics_counter_add(m, "predictd_deadletters_total", NULL, 0);
+}
+
+/* ---- start / stop ------------------------------------------------------------------- */
+
+/* Queues the pending chunks of every unfinished job. */
+static int recover(jobs_t *j, char *err, size_t errlen) {
+    char (*ids)[32] = NULL;
+    size_t n = 0;
+    if (store_jobs_unfinished(j->st, &ids, &n) != 0) {
+        snprintf(err, errlen, "recovery: cannot list unfinished jobs");
+        return -1;
+    }
+    long chunks = 0;
+    for (size_t i = 0; i < n; i++) {
+        store_job_t job;
+        if (store_job_get(j->st, ids[i], &job) != 0) continue;
+        const model_t *md = model_find(job.model);
+        if (!md) {
+            LOG_W("recovery: job of an unknown model left as is", "job=%s model=%s", job.id, job.model);
+            continue;
+        }
+        uint8_t *settled = calloc((size_t)(job.n_chunks > 0 ? job.n_chunks : 1), 1);
+        if (!settled || store_job_settled_chunks(j->st, job.id, settled, job.n_chunks) != 0) {
+            free(settled);
+            free(ids);
+            snprintf(err, errlen, "recovery: cannot read the chunks of %s", job.id);
+            return -1;
+        }
+        pthread_mutex_lock(&j->mu);
+        job_rt_t *rt = rt_get(j, &job, md);
+        if (rt) rt->refs++; /* hold it while queueing */
+        for (long c = 0; rt && c < job.n_chunks; c++) {
+            if (settled[c] != 0) continue;
+            if (queue_chunk(j, rt, (uint32_t)c, 0) == 0) chunks++;
+        }
+        if (rt) rt_unref(j, rt);
+        pthread_mutex_unlock(&j->mu);
+        free(settled);
+    }
+    if (n) LOG_I("recovered unfinished jobs", "jobs=%zu chunks=%ld", n, chunks);
+    free(ids);
+    return 0;
+}
+
+int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t *g,
+               metrics_t *m, char *err, size_t errlen) {
+    *out = NULL;
+    jobs_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    j->cfg = *cfg;
+    if (j->cfg.chunk_size < 1) j->cfg.chunk_size = 1;
+    if (j->cfg.max_attempts < 1) j->cfg.max_attempts = 1;
+    if (j->cfg.lease_ms < 10) j->cfg.lease_ms = 10;
+    j->st = st;
+    j->g = g;
+    j->m = m;
+    j->env.graph = g;
+    j->rng = (uint64_t)now_ms() ^ ((uint64_t)(uintptr_t)j << 16) ^ 0x5eedULL;
+    j->n_workers = cfg->workers > 0 ? cfg->workers : cpu_count();
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->work_cv, NULL);
+    pthread_cond_init(&j->idle_cv, NULL);
+    describe_metrics(m);
+    if (recover(j, err, errlen) < 0) goto fail;
+    j->threads = calloc((size_t)j->n_workers, sizeof *j->threads);
+    if (!j->threads) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < j->n_workers; i++) {
+        int rc = pthread_create(&j->threads[i], NULL, worker_main, j);
+        if (rc) {
+            snprintf(err, errlen, "cannot start a worker thread: %s", strerror(rc));
+            goto fail;
+        }
+        j->threads_started++;
+    }
+    int rc = pthread_create(&j->watchdog, NULL, watchdog_main, j);
+    if (rc) {
+        snprintf(err, errlen, "cannot start the watchdog thread: %s", strerror(rc));
+        goto fail;
+    }
+    j->watchdog_started = 1;
+    metrics_add_collector(m, collect, j);
+    *out = j;
+    return 0;
+fail:
+    jobs_free(j);
+    return -1;
+}
+
+int jobs_stop(jobs_t *j, int deadline_ms) {
+    if (!j) return 0;
+    pthread_mutex_lock(&j->mu);
+    if (j->stopped) {
+        pthread_mutex_unlock(&j->mu);
+        return 0;
+    }
+    j->stopping = 1;
+    pthread_cond_broadcast(&j->work_cv);
+    pthread_cond_broadcast(&j->idle_cv);
+    int64_t until = mono_ms() + (deadline_ms > 0 ? deadline_ms : 0);
+    while ((j->executing > 0 || j->commits_inflight > 0) && mono_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&j->idle_cv, &j->mu, &ts);
+    }
+    /* past the deadline: running chunks give up at their next step; commits already
+     * handed to the store are waited for (their callbacks point at us) */
+    j->abandon = 1;
+    while (j->executing > 0 || j->commits_inflight > 0) pthread_cond_wait(&j->idle_cv, &j->mu);
+    j->stopped = 1;
+    pthread_cond_broadcast(&j->work_cv);
+    pthread_cond_broadcast(&j->idle_cv);
+    pthread_mutex_unlock(&j->mu);
+    for (int i = 0; i < j->threads_started; i++) pthread_join(j->threads[i], NULL);
+    j->threads_started = 0;
+    if (j->watchdog_started) pthread_join(j->watchdog, NULL);
+    j->watchdog_started = 0;
+    pthread_mutex_lock(&j->mu);
+    long released = j->released + j->leased_n;
+    pthread_mutex_unlock(&j->mu);
+    if (released) LOG_I("jobs stopped; unfinished chunks left to the next start", "released=%ld", released);
+    return (int)released;
+}
+
+void jobs_free(jobs_t *j) {
+    if (!j) return;
+    metrics_remove_collector(j->m, collect, j);
+    jobs_stop(j, j->cfg.shutdown_deadline_ms);
+    while (j->leased) {
+        chunk_item_t *it = j->leased;
+        leased_remove(j, it);
+        item_free(j, it);
+    }
+    for (size_t i = 0; i < j->heap_n; i++) item_free(j, j->heap[i]);
+    for (size_t i = 0; i < j->delayed_n; i++) item_free(j, j->delayed[i]);
+    while (j->rts) { /* only if a reference was leaked; keep the list consistent anyway */
+        job_rt_t *rt = j->rts;
+        j->rts = rt->next;
+        work_free(rt->work);
+        free(rt);
+    }
+    free(j->heap);
+    free(j->delayed);
+    free(j->threads);
+    pthread_cond_destroy(&j->work_cv);
+    pthread_cond_destroy(&j->idle_cv);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+void jobs_stats(jobs_t *j, jobs_stats_t *out) {
+    memset(out, 0, sizeof *out);
+    long counts[5] = {0};
+    if (store_job_counts(j->st, counts) == 0) memcpy(out->jobs_by_status, counts, sizeof counts);
+    pthread_mutex_lock(&j->mu);
+    out->queued_chunks = (long)(j->heap_n + j->delayed_n);
+    out->leased_chunks = j->leased_n;
+    out->workers = j->stopped ? 0 : j->n_workers;
+    out->busy_workers = j->busy;
+    out->chunk_ms_avg = j->chunk_ms_avg;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* ---- submission --------------------------------------------------------------------- */
+
+/* Milliseconds until chunks_ahead + n_chunks chunks are done by the pool. j->mu held. */
+static int64_t estimate_ms(jobs_t *j, long chunks_ahead, long n_chunks) {
+    double avg = j->chunk_ms_avg > 0 ? j->chunk_ms_avg : DEFAULT_CHUNK_MS;
+    long rounds = (chunks_ahead + n_chunks + j->n_workers - 1) / j->n_workers;
+    return (int64_t)ceil((double)rounds * avg);
+}
+
+/* Validates entity_ids: fills a NUL-separated blob of the distinct ids in first-seen
+ * order. 0 ok, -1 err filled. */
+static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, jobs_error_t *err) {
+    if (!arr) {
+        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids is required");
+        return -1;
+    }
+    if (!json_is_array(arr)) {
+        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids must be an array of strings");
+        return -1;
+    }
+    size_t n = json_array_size(arr);
+    if (n == 0) {
+        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids must not be empty");
+        return -1;
+    }
+    if ((long)n > j->cfg.max_entities) {
+        set_err(err, 422, "too_many_entities", "entity_ids", 0,
+                "entity_ids has %zu ids; at most %ld per job", n, j->cfg.max_entities);
+        return -1;
+    }
+    size_t cap = 16;
+    while (cap < n * 2) cap *= 2;
+    const char **set = calloc(cap, sizeof *set); /* open addressing over the ids */
+    if (!set) {
+        set_err(err, 503, "out_of_memory", "", 1, "out of memory");
+        return -1;
+    }
+    long distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(arr, i);
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        size_t len = s ? json_string_length(v) : 0;
+        if (!s || len == 0 || len > MAX_ID_BYTES || strlen(s) != len) {
+            char field[64];
+            snprintf(field, sizeof field, "entity_ids[%zu]", i);
+            set_err(err, 422, "invalid_field", field, 0,
+                    !s ? "entity ids must be strings"
+                       : len == 0 ? "entity ids must not be empty"
+                       : len > MAX_ID_BYTES ? "entity ids are at most 256 bytes"
+                                            : "entity ids must not contain NUL characters");
+            free(set);
+            return -1;
+        }
+        size_t h = (size_t)hash_fnv1a(s, len, 0) & (cap - 1);
+        int dup = 0;
+        for (; set[h]; h = (h + 1) & (cap - 1))
+            if (strcmp(set[h], s) == 0) { dup = 1; break; }
+        if (dup) continue;
+        set[h] = s;
+        buf_append(blob, s, len + 1);
+        distinct++;
+    }
+    free(set);
+    if (blob->oom) {
+        set_err(err, 503, "out_of_memory", "", 1, "out of memory");
+        return -1;
+    }
+    *n_out = distinct;
+    return 0;
+}
+
+int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char *idem_key,
+                store_job_t *job, int *existed, int64_t *estimated_completion_ms,
+                jobs_error_t *err) {
+    memset(err, 0, sizeof *err);
+    *existed = 0;
+    const model_t *md = model ? model_find(model) : NULL;
+    if (!md) {
+        set_err(err, 404, "unknown_model", "", 0, "unknown model '%.64s'", model ? model : "");
+        return -1;
+    }
+    if (!json_is_object(request)) {
+        set_err(err, 422, "invalid_field", "", 0, "the request body must be a JSON object");
+        return -1;
+    }
+    buf_t blob = {0};
+    long n = 0;
+    json_t *params = NULL;
+    if (collect_ids(j, json_object_get(request, "entity_ids"), &blob, &n, err) < 0) goto fail;
+    int priority = 0;
+    const json_t *pr = json_object_get(request, "priority");
+    if (pr && !json_is_null(pr)) {
+        if (!json_is_integer(pr) || json_integer_value(pr) < 0 || json_integer_value(pr) > 9) {
+            set_err(err, 422, "invalid_field", "priority", 0,
+                    "priority must be an integer from 0 to 9 (higher runs first)");
+            goto fail;
+        }
+        priority = (int)json_integer_value(pr);
+    }
+    model_error_t me;
+    memset(&me, 0, sizeof me);
+    if (md->xParse(request, &params, &me) != 0) {
+        set_err(err, 422, "invalid_field", me.field, 0, "%s",
+                me.message[0] ? me.message : "invalid parameters");
+        params = NULL;
+        goto fail;
+    }
+    char *params_json = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!params_json) {
+        set_err(err, 503, "out_of_memory", "", 1, "out of memory");
+        goto fail;
+    }
+
+    const int cs = j->cfg.chunk_size;
+    const long n_chunks = (n + cs - 1) / cs;
+    pthread_mutex_lock(&j->mu);
+    long queued = (long)(j->heap_n + j->delayed_n) + j->reserved_chunks;
+    if (queued > 0 && queued + n_chunks > j->cfg.max_queue_chunks) {
+        /* drain rate: workers / average chunk time */
+        double avg = j->chunk_ms_avg > 0 ? j->chunk_ms_avg : DEFAULT_CHUNK_MS;
+        double excess = (double)(queued + n_chunks - j->cfg.max_queue_chunks);
+        int retry = (int)ceil(excess * avg / j->n_workers / 1000.0);
+        if (retry < 1) retry = 1;
+        if (retry > 3600) retry = 3600;
+        pthread_mutex_unlock(&j->mu);
+        free(params_json);
+        set_err(err, 429, "queue_full", "", retry,
+                "the queue holds %ld chunks (limit %ld); retry in %d s", queued,
+                j->cfg.max_queue_chunks, retry);
+        goto fail;
+    }
+    j->reserved_chunks += n_chunks;
+    pthread_mutex_unlock(&j->mu);
+
+    store_new_job_t nj;
+    memset(&nj, 0, sizeof nj);
+    make_job_id(nj.job.id);
+    snprintf(nj.job.model, sizeof nj.job.model, "%s", md->name);
+    nj.job.status = JOB_QUEUED;
+    nj.job.priority = priority;
+    nj.job.chunk_size = cs;
+    nj.job.n_entities = n;
+    nj.job.n_chunks = n_chunks;
+    nj.job.created_at = nj.job.updated_at = now_ms();
+    nj.params_json = params_json;
+    nj.ids = blob.data;
+    nj.ids_len = blob.len;
+    nj.idem_key = idem_key && *idem_key ? idem_key : NULL;
+    char existing[32] = {0}, serr[256] = {0};
+    int rc = store_job_insert(j->st, &nj, existing, serr, sizeof serr);
+    free(params_json);
+
+    pthread_mutex_lock(&j->mu);
+    j->reserved_chunks -= n_chunks;
+    if (rc == 0) {
+        job_rt_t *rt = rt_get(j, &nj.job, md);
+        if (rt) {
+            rt->refs++;
+            if (!rt->work && !rt->loading) {
+                /* the submission already holds what the workers need */
+                size_t len = blob.len;
+                rt->work = work_new(params, buf_steal(&blob), len, n);
+                params = NULL;
+            }
+            for (long c = 0; c < n_chunks; c++)
+                if (queue_chunk(j, rt, (uint32_t)c, 0) < 0) break; /* no memory: redone at restart */
+            rt_unref(j, rt);
+        }
+        long ahead = (long)(j->heap_n + j->delayed_n) - n_chunks;
+        *estimated_completion_ms = nj.job.created_at + estimate_ms(j, ahead > 0 ? ahead : 0, n_chunks);
+        pthread_cond_broadcast(&j->work_cv);
+    }
+    long ahead_all = (long)(j->heap_n + j->delayed_n);
+    pthread_mutex_unlock(&j->mu);
+    json_decref(params);
+    params = NULL;
+    buf_free(&blob);
+
+    if (rc == 0) {
+        *job = nj.job;
+        char lab[64];
+        model_labels(md, lab, sizeof lab);
+        metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
+        return 0;
+    }
+    if (rc == 1) {
+        if (store_job_get(j->st, existing, job) != 0) {
+            set_err(err, 503, "store_unavailable", "", STORE_RETRY_AFTER_S,
+                    "the job for this idempotency key could not be read");
+            return -1;
+        }
+        *existed = 1;
+        int64_t now = now_ms();
+        if (job->finished_at) {
+            *estimated_completion_ms = job->finished_at;
+        } else {
+            pthread_mutex_lock(&j->mu);
+            long left = job->n_chunks - job->chunks_done - job->chunks_dead;
+            *estimated_completion_ms = now + estimate_ms(j, ahead_all - left > 0 ? ahead_all - left : 0,
+                                                         left > 0 ? left : 0);
+            pthread_mutex_unlock(&j->mu);
+        }
+        return 0;
+    }
+    set_err(err, 503, "store_unavailable", "", STORE_RETRY_AFTER_S,
+            "the job could not be stored durably: %.200s", serr[0] ? serr : "store error");
+    return -1;
+fail:
+    json_decref(params);
+    buf_free(&blob);
+    return -1;
+}
+
+/* ---- cancel / dead-letter retry ----------------------------------------------------- */
+
+int jobs_cancel(jobs_t *j, const char *id, store_job_t *out) {
+    int rc = store_job_cancel(j->st, id, out);
+    if (rc != 0) return rc == 2 ? 2 : 1;
+    pthread_mutex_lock(&j->mu);
+    job_rt_t *rt = rt_find(j, id);
+    if (rt) {
+        rt->refs++;
+        rt->cancelled = 1;
+        /* drop its waiting chunks now so the queue depth tells the truth */
+        size_t k = 0;
+        for (size_t i = 0; i < j->heap_n; i++) {
+            if (j->heap[i]->rt == rt) item_free(j, j->heap[i]);
+            else j->heap[k++] = j->heap[i];
+        }
+        j->heap_n = k;
+        for (size_t i = j->heap_n / 2 + 1; i-- > 0;) heap_down(j, i);
+        k = 0;
+        for (size_t i = 0; i < j->delayed_n; i++) {
+            if (j->delayed[i]->rt == rt) item_free(j, j->delayed[i]);
+            else j->delayed[k++] = j->delayed[i];
+        }
+        j->delayed_n = k;
+        rt_unref(j, rt);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+int jobs_deadletter_retry(jobs_t *j, long deadletter_id, char job_id[32]) {
+    uint32_t chunk = 0;
+    if (store_deadletter_retry(j->st, deadletter_id, job_id, &chunk) != 0) return 1;
+    store_job_t job;
+    if (store_job_get(j->st, job_id, &job) != 0) return 0; /* pending in the store; next start */
+    const model_t *md = model_find(job.model);
+    if (!md) return 0;
+    pthread_mutex_lock(&j->mu);
+    job_rt_t *rt = rt_get(j, &job, md);
+    if (rt) {
+        rt->refs++;
+        rt->cancelled = 0;
+        queue_chunk(j, rt, chunk, 0);
+        rt_unref(j, rt);
+        pthread_cond_broadcast(&j->work_cv);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}

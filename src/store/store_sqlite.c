@@ -1,0 +1,1534 @@
+/* The SQLite store backend.
+ *
+ * Writes: every write is an op on one queue, owned by one writer thread with its own
+ * connection. The writer takes every op waiting, runs each inside its own SAVEPOINT (a
+ * failing op rolls back alone) and commits the lot in one transaction: one fsync for many
+ * submissions (group commit). After the commit it applies each op's graph changes to the
+ * attached graph in commit order, then runs the async callbacks and wakes the synchronous
+ * callers. Reads: a pool of connections, one per concurrent reader; WAL lets them run
+ * beside the writer, each statement seeing the last committed state.
+ *
+ * Entity versions come from one store-wide clock (meta.version_clock): each op that
+ * changes graph data takes the next value and gives it to every entity it touches. A
+ * version is therefore never reused, not even by an entity deleted and created again, and
+ * a cache keyed on (entity, version) cannot serve a stale entry. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define SCHEMA_VERSION 1
+#define STORE_ID_MAX 256
+
+/* ---- statements ------------------------------------------------------------------------ */
+
+#define JOB_COLS "id, model, status, priority, chunk_size, n_entities, n_chunks, chunks_done, " \
+                 "chunks_dead, successful, failed, created_at, started_at, finished_at, updated_at, exec_ms"
+
+enum {
+    Q_CLOCK_SET, Q_ENT_GET, Q_ENT_UPSERT, Q_ENT_EXISTS, Q_ENT_SET_VERSION, Q_ENT_SET_PROPS, Q_ENT_DELETE,
+    Q_REL_INSERT, Q_REL_MATCH, Q_REL_DEL_ROWID, Q_REL_NEIGHBOURS, Q_REL_DEL_ENTITY, Q_OBS_UPSERT,
+    Q_OBS_DEL_ENTITY, Q_JOB_INSERT, Q_JOB_BY_IDEM, Q_JOB_GET, Q_JOB_LIST, Q_JOB_WORK, Q_JOB_UNFINISHED,
+    Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
+    Q_CHUNK_LIST, Q_DL_ACTIVE, Q_DL_INSERT, Q_DL_LIST, Q_DL_GET, Q_DL_MARK_RETRIED, Q_DL_DEAD_LIST,
+    Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_COUNT
+};
+
+static const char *const SQL[Q_COUNT] = {
+    [Q_CLOCK_SET] = "UPDATE meta SET value = ?1 WHERE key = 'version_clock'",
+    [Q_ENT_GET] = "SELECT props, version FROM entities WHERE id = ?1",
+    [Q_ENT_UPSERT] = "INSERT INTO entities(id, props, version) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT(id) DO UPDATE SET props = excluded.props, version = excluded.version",
+    [Q_ENT_EXISTS] = "SELECT k FROM entities WHERE id = ?1",
+    [Q_ENT_SET_VERSION] = "UPDATE entities SET version = ?2 WHERE id = ?1",
+    [Q_ENT_SET_PROPS] = "UPDATE entities SET props = ?2, version = ?3 WHERE id = ?1",
+    [Q_ENT_DELETE] = "DELETE FROM entities WHERE id = ?1",
+    /* relationships refer to entities by their integer key k: small, fast indexes */
+    [Q_REL_INSERT] = "INSERT INTO relationships(source, target, type, weight) VALUES (?1, ?2, ?3, ?4)",
+    [Q_REL_MATCH] = "SELECT r.rowid, s.id, t.id, r.weight FROM relationships r "
+                    "JOIN entities s ON s.k = r.source JOIN entities t ON t.k = r.target WHERE "
+                    "((r.source = ?1 AND r.target = ?2) OR (r.source = ?2 AND r.target = ?1)) AND (?3 IS NULL OR r.type = ?3)",
+    [Q_REL_DEL_ROWID] = "DELETE FROM relationships WHERE rowid = ?1",
+    [Q_REL_NEIGHBOURS] = "SELECT id FROM entities WHERE k <> ?1 AND k IN "
+                         "(SELECT target FROM relationships WHERE source = ?1 UNION SELECT source FROM relationships WHERE target = ?1)",
+    [Q_REL_DEL_ENTITY] = "DELETE FROM relationships WHERE source = ?1 OR target = ?1",
+    [Q_OBS_UPSERT] = "INSERT INTO observations(entity_id, series, ts, value) VALUES (?1, ?2, ?3, ?4) "
+                     "ON CONFLICT(entity_id, series, ts) DO UPDATE SET value = excluded.value",
+    [Q_OBS_DEL_ENTITY] = "DELETE FROM observations WHERE entity_id = ?1",
+    [Q_JOB_INSERT] = "INSERT INTO jobs(" JOB_COLS ", params, ids, idem_key) VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    [Q_JOB_BY_IDEM] = "SELECT id FROM jobs WHERE idem_key = ?1",
+    [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE (?1 < 0 OR status = ?1) AND (?2 IS NULL OR model = ?2) "
+                   "AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
+    [Q_JOB_WORK] = "SELECT params, ids FROM jobs WHERE id = ?1",
+    [Q_JOB_UNFINISHED] = "SELECT id FROM jobs WHERE status IN (0, 1) ORDER BY id",
+    [Q_JOB_COUNTS] = "SELECT status, count(*) FROM jobs GROUP BY status",
+    [Q_JOB_STARTED] = "UPDATE jobs SET status = 1, started_at = CASE WHEN started_at = 0 THEN ?2 ELSE started_at END, "
+                      "updated_at = ?2 WHERE id = ?1 AND status = 0",
+    /* ?2 successful ?3 failed ?4 exec_ms ?5 done ?6 dead ?7 now: settles one chunk and,
+     * when it was the last, finishes the job (right-hand sides see the old row) */
+    [Q_JOB_SETTLE] = "UPDATE jobs SET successful = successful + ?2, failed = failed + ?3, exec_ms = exec_ms + ?4, "
+                     "chunks_done = chunks_done + ?5, chunks_dead = chunks_dead + ?6, updated_at = ?7, "
+                     "status = CASE WHEN chunks_done + ?5 + chunks_dead + ?6 >= n_chunks "
+                     "THEN (CASE WHEN chunks_dead + ?6 > 0 THEN 3 ELSE 2 END) WHEN status = 0 THEN 1 ELSE status END, "
+                     "finished_at = CASE WHEN chunks_done + ?5 + chunks_dead + ?6 >= n_chunks THEN ?7 ELSE finished_at END, "
+                     "started_at = CASE WHEN started_at = 0 THEN ?7 ELSE started_at END WHERE id = ?1",
+    [Q_JOB_CANCEL] = "UPDATE jobs SET status = 4, finished_at = ?2, updated_at = ?2 WHERE id = ?1",
+    [Q_JOB_REOPEN] = "UPDATE jobs SET chunks_dead = chunks_dead - 1, status = 1, finished_at = 0, updated_at = ?2 WHERE id = ?1",
+    [Q_CHUNK_EXISTS] = "SELECT 1 FROM chunk_results WHERE job_id = ?1 AND chunk = ?2",
+    [Q_CHUNK_INSERT] = "INSERT INTO chunk_results(job_id, chunk, blob, created_at) VALUES (?1, ?2, ?3, ?4)",
+    [Q_CHUNK_LIST] = "SELECT chunk FROM chunk_results WHERE job_id = ?1",
+    [Q_DL_ACTIVE] = "SELECT 1 FROM deadletters WHERE job_id = ?1 AND chunk = ?2 AND retried = 0",
+    [Q_DL_INSERT] = "INSERT INTO deadletters(job_id, chunk, reason, attempts, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [Q_DL_LIST] = "SELECT id, job_id, chunk, attempts, created_at, reason FROM deadletters "
+                  "WHERE retried = 0 AND id > ?1 ORDER BY id LIMIT ?2",
+    [Q_DL_GET] = "SELECT d.job_id, d.chunk, d.retried, j.status FROM deadletters d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?1",
+    [Q_DL_MARK_RETRIED] = "UPDATE deadletters SET retried = 1 WHERE id = ?1",
+    [Q_DL_DEAD_LIST] = "SELECT chunk FROM deadletters WHERE job_id = ?1 AND retried = 0",
+    [Q_RESULTS_SCAN] = "SELECT chunk, blob FROM chunk_results WHERE job_id = ?1 AND chunk BETWEEN ?2 AND ?3 ORDER BY chunk",
+    [Q_ENT_ALL] = "SELECT id, props, version FROM entities",
+    [Q_REL_ALL] = "SELECT s.id, t.id, r.weight FROM relationships r "
+                  "JOIN entities s ON s.k = r.source JOIN entities t ON t.k = r.target",
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta(key, value) VALUES ('version_clock', 0);"
+    "CREATE TABLE IF NOT EXISTS entities(k INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, props TEXT NOT NULL,"
+    " version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS relationships(source INTEGER NOT NULL, target INTEGER NOT NULL,"
+    " type TEXT NOT NULL DEFAULT '', weight REAL NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS relationships_source ON relationships(source);"
+    "CREATE INDEX IF NOT EXISTS relationships_target ON relationships(target);"
+    "CREATE TABLE IF NOT EXISTS observations(entity_id TEXT NOT NULL, series TEXT NOT NULL, ts REAL NOT NULL,"
+    " value REAL NOT NULL, PRIMARY KEY (entity_id, series, ts)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, model TEXT NOT NULL, status INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL, chunk_size INTEGER NOT NULL, n_entities INTEGER NOT NULL, n_chunks INTEGER NOT NULL,"
+    " chunks_done INTEGER NOT NULL, chunks_dead INTEGER NOT NULL, successful INTEGER NOT NULL, failed INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " exec_ms REAL NOT NULL, params TEXT NOT NULL, ids BLOB NOT NULL, idem_key TEXT);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem_key ON jobs(idem_key) WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);"
+    "CREATE TABLE IF NOT EXISTS chunk_results(job_id TEXT NOT NULL, chunk INTEGER NOT NULL, blob BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL, PRIMARY KEY (job_id, chunk));"
+    "CREATE TABLE IF NOT EXISTS deadletters(id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
+    " chunk INTEGER NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " retried INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS deadletters_job ON deadletters(job_id, chunk);";
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+typedef struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q_COUNT]; /* prepared on first use */
+    struct conn *next;        /* in the read pool */
+} conn_t;
+
+static sqlite3_stmt *stmt(conn_t *c, int i) {
+    if (!c->q[i] && sqlite3_prepare_v3(c->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i], NULL) != SQLITE_OK) {
+        LOG_E("store: prepare failed", "sql=%d err=\"%s\"", i, sqlite3_errmsg(c->db));
+        c->q[i] = NULL;
+    }
+    return c->q[i];
+}
+
+static void done_stmt(sqlite3_stmt *s) {
+    if (!s) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+static void conn_close(conn_t *c) {
+    if (!c) return;
+    for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(c->q[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+/* ---- ops ------------------------------------------------------------------------------- */
+
+typedef enum {
+    OP_IMPORT_ENT, OP_IMPORT_REL, OP_IMPORT_OBS, OP_PATCH, OP_DELETE, OP_REL_DELETE, OP_JOB_INSERT,
+    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY
+} op_kind_t;
+
+typedef struct { char *a, *b; double w; } removed_rel_t;
+
+typedef struct op {
+    struct op *next;
+    op_kind_t kind;
+    int sync, done, rc;
+    char *err;      /* sync ops: the caller's buffer */
+    size_t errlen;
+    store_done_fn cb;
+    void *cb_arg;
+
+    /* inputs (sync ops point at the caller's data, async ops own copies) */
+    const void *rows;
+    size_t n;
+    const char *id;
+    const json_t *props;
+    const store_new_job_t *nj;
+    char *existing_id;
+    int match_type;
+    long *deleted;
+    store_job_t *job_out;
+    long dl_id;
+    char *job_id_out;
+    uint32_t *chunk_out;
+    char job_id[32];
+    uint32_t chunk;
+    void *blob;
+    size_t len;
+    long successful, failed;
+    double exec_ms;
+    int attempts;
+    char *reason;
+    int64_t at_ms;
+
+    /* graph changes to apply after the commit */
+    uint64_t version;
+    json_t **clean;          /* OP_IMPORT_ENT: props without nulls, per row (NULL: use the row's) */
+    json_t *merged;          /* OP_PATCH: the full property object */
+    const char **touched;    /* entities whose version becomes op->version */
+    size_t n_touched;
+    int touched_owned;       /* strings are the op's (else they point into the rows) */
+    removed_rel_t *removed;  /* OP_REL_DELETE */
+    size_t n_removed;
+} op_t;
+
+struct store {
+    predictd_config_t cfg;
+    char path[600];
+    conn_t *w;               /* the writer's connection; only the writer thread uses it */
+    uint64_t clock;          /* version clock; writer thread only */
+    graph_t *graph;          /* set before serving; read by the writer */
+    buf_t scratch;           /* writer thread: JSON text of properties */
+
+    pthread_mutex_t mu;      /* protects head, tail, stop and every op's done flag */
+    pthread_cond_t cv;       /* ops queued, or stop */
+    pthread_cond_t done_cv;  /* a group committed */
+    op_t *head, *tail;
+    int stop;
+    pthread_t writer;
+    int writer_started;
+
+    uint64_t groups, ops;    /* write statistics; protected by mu */
+
+    pthread_mutex_t pool_mu; /* protects pool */
+    conn_t *pool;
+};
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* "line 17: target 'X' does not exist" / "[3].target: 'X' does not exist" */
+static void row_err(op_t *op, long line, size_t idx, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void row_err(op_t *op, long line, size_t idx, const char *field, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (line > 0) seterr(op->err, op->errlen, "line %ld: %s %s", line, field, msg);
+    else seterr(op->err, op->errlen, "[%zu].%s: %s", idx, field, msg);
+}
+
+static int utf8_ok(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t k;
+        unsigned cp, min;
+        if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; min = 0x10000; }
+        else return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+static const char *id_problem(const char *s) {
+    if (!s) return "is missing";
+    size_t n = strlen(s);
+    if (n == 0) return "is empty";
+    if (n > STORE_ID_MAX) return "is longer than 256 bytes";
+    if (!utf8_ok((const unsigned char *)s, n)) return "is not valid UTF-8";
+    return NULL;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *t) {
+    if (t) sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(s, i);
+}
+
+/* A set of strings (pointers borrowed) to visit each entity once per op. */
+typedef struct {
+    const char **slot;
+    int64_t *val;  /* per slot: the entity's key k */
+    size_t cap, n;
+} strset_t;
+
+static void strset_free(strset_t *s) { free(s->slot); free(s->val); memset(s, 0, sizeof *s); }
+
+/* 1 added, 0 already there, -1 out of memory; *val points at the member's value. */
+static int strset_add_v(strset_t *s, const char *str, int64_t **val) {
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        const char **slot = calloc(cap, sizeof *slot);
+        int64_t *v = calloc(cap, sizeof *v);
+        if (!slot || !v) { free(slot); free(v); return -1; }
+        for (size_t i = 0; i < s->cap; i++) {
+            if (!s->slot[i]) continue;
+            size_t h = hash_fnv1a(s->slot[i], strlen(s->slot[i]), 0) & (cap - 1);
+            while (slot[h]) h = (h + 1) & (cap - 1);
+            slot[h] = s->slot[i];
+            v[h] = s->val[i];
+        }
+        free(s->slot);
+        free(s->val);
+        s->slot = slot;
+        s->val = v;
+        s->cap = cap;
+    }
+    size_t h = hash_fnv1a(str, strlen(str), 0) & (s->cap - 1);
+    while (s->slot[h]) {
+        if (!strcmp(s->slot[h], str)) { if (val) *val = &s->val[h]; return 0; }
+        h = (h + 1) & (s->cap - 1);
+    }
+    s->slot[h] = str;
+    s->n++;
+    if (val) *val = &s->val[h];
+    return 1;
+}
+
+static int strset_add(strset_t *s, const char *str) { return strset_add_v(s, str, NULL); }
+
+/* The set's members as the op's touched list (pointers borrowed from the rows). */
+static int touched_from_set(op_t *op, const strset_t *s) {
+    op->touched = malloc((s->n ? s->n : 1) * sizeof *op->touched);
+    if (!op->touched) return -1;
+    op->n_touched = 0;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slot[i]) op->touched[op->n_touched++] = s->slot[i];
+    return 0;
+}
+
+static void op_effects_free(op_t *op) {
+    if (op->clean) {
+        for (size_t i = 0; i < op->n; i++) json_decref(op->clean[i]);
+        free(op->clean);
+        op->clean = NULL;
+    }
+    json_decref(op->merged);
+    op->merged = NULL;
+    if (op->touched_owned)
+        for (size_t i = 0; i < op->n_touched; i++) free((char *)op->touched[i]);
+    free(op->touched);
+    op->touched = NULL;
+    op->n_touched = 0;
+    for (size_t i = 0; i < op->n_removed; i++) { free(op->removed[i].a); free(op->removed[i].b); }
+    free(op->removed);
+    op->removed = NULL;
+    op->n_removed = 0;
+}
+
+/* ---- writer: one op each --------------------------------------------------------------- */
+
+/* Runs a statement that returns no rows. 0 ok, -1 error (op->err filled). */
+static int exec_step(store_t *st, op_t *op, sqlite3_stmt *s) {
+    if (!s) { seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+    int rc = sqlite3_step(s);
+    done_stmt(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 exists, 0 not, -1 error */
+static int exists1(store_t *st, op_t *op, int q, const char *a, const char *b, int64_t i2) {
+    sqlite3_stmt *s = stmt(st->w, q);
+    if (!s) { seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+    bind_text(s, 1, a);
+    if (b) bind_text(s, 2, b);
+    else sqlite3_bind_int64(s, 2, i2);
+    int rc = sqlite3_step(s);
+    done_stmt(s);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    return -1;
+}
+
+/* 1 exists (its key in *k), 0 not, -1 error */
+static int entity_key(store_t *st, op_t *op, const char *id, int64_t *k) {
+    sqlite3_stmt *s = stmt(st->w, Q_ENT_EXISTS);
+    if (!s) { seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && k) *k = sqlite3_column_int64(s, 0);
+    done_stmt(s);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    return -1;
+}
+
+static int next_version(store_t *st, op_t *op) {
+    op->version = ++st->clock;
+    sqlite3_stmt *s = stmt(st->w, Q_CLOCK_SET);
+    if (s) sqlite3_bind_int64(s, 1, (sqlite3_int64)op->version);
+    return exec_step(st, op, s);
+}
+
+static int set_versions(store_t *st, op_t *op) {
+    for (size_t i = 0; i < op->n_touched; i++) {
+        sqlite3_stmt *s = stmt(st->w, Q_ENT_SET_VERSION);
+        if (!s) return exec_step(st, op, s);
+        bind_text(s, 1, op->touched[i]);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)op->version);
+        if (exec_step(st, op, s)) return -1;
+    }
+    return 0;
+}
+
+/* Checks a property object: values numbers, strings, booleans (null: dropped on upsert,
+ * removes on patch). Returns 1 if it holds a null. -1 bad (err filled). */
+static int props_check(op_t *op, long line, size_t idx, const json_t *props) {
+    const char *key;
+    json_t *v;
+    int has_null = 0;
+    if (!json_is_object(props)) { row_err(op, line, idx, "properties", "must be an object"); return -1; }
+    json_object_foreach((json_t *)props, key, v) {
+        if (json_is_null(v)) has_null = 1;
+        else if (!json_is_number(v) && !json_is_string(v) && !json_is_boolean(v)) {
+            char f[300];
+            snprintf(f, sizeof f, "properties.%s", key);
+            row_err(op, line, idx, f, "must be a number, string, boolean or null");
+            return -1;
+        }
+    }
+    return has_null;
+}
+
+/* The property object's JSON text in st->scratch (no per-row allocation). */
+static int props_text(store_t *st, op_t *op, const json_t *props) {
+    size_t need = json_dumpb(props, st->scratch.data, st->scratch.cap, JSON_COMPACT);
+    if (need == 0) { seterr(op->err, op->errlen, "store: cannot encode properties"); return -1; }
+    if (need >= st->scratch.cap) {
+        st->scratch.len = 0;
+        if (buf_reserve(&st->scratch, need + 1)) { seterr(op->err, op->errlen, "out of memory"); return -1; }
+        json_dumpb(props, st->scratch.data, st->scratch.cap, JSON_COMPACT);
+    }
+    st->scratch.len = need;
+    return 0;
+}
+
+static int op_import_entities(store_t *st, op_t *op) {
+    const entity_row_t *rows = op->rows;
+    for (size_t i = 0; i < op->n; i++) {
+        const char *p = id_problem(rows[i].entity_id);
+        if (p) { row_err(op, rows[i].line, i, "entity_id", "%s", p); return -1; }
+        int hn = props_check(op, rows[i].line, i, rows[i].props);
+        if (hn < 0) return -1;
+        if (hn) {
+            if (!op->clean && !(op->clean = calloc(op->n, sizeof *op->clean))) { seterr(op->err, op->errlen, "out of memory"); return -1; }
+            json_t *c = json_object();
+            const char *key;
+            json_t *v;
+            json_object_foreach(rows[i].props, key, v)
+                if (!json_is_null(v)) json_object_set(c, key, v);
+            op->clean[i] = c;
+        }
+    }
+    if (next_version(st, op)) return -1;
+    sqlite3_stmt *s = stmt(st->w, Q_ENT_UPSERT);
+    if (!s) return exec_step(st, op, s);
+    for (size_t i = 0; i < op->n; i++) {
+        const json_t *props = op->clean && op->clean[i] ? op->clean[i] : rows[i].props;
+        if (props_text(st, op, props)) return -1;
+        bind_text(s, 1, rows[i].entity_id);
+        sqlite3_bind_text(s, 2, st->scratch.data, (int)st->scratch.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)op->version);
+        if (exec_step(st, op, s)) return -1;
+    }
+    return 0;
+}
+
+/* Checks that id names an entity, once per op (seen); its key in *k. */
+static int check_end(store_t *st, op_t *op, strset_t *seen, const char *id, long line, size_t i, const char *field,
+                     int64_t *k) {
+    const char *p = id_problem(id);
+    if (p) { row_err(op, line, i, field, "%s", p); return -1; }
+    int64_t *val;
+    int added = strset_add_v(seen, id, &val);
+    if (added < 0) { seterr(op->err, op->errlen, "out of memory"); return -1; }
+    if (!added) { *k = *val; return 0; }
+    int ex = entity_key(st, op, id, val);
+    *k = *val;
+    if (ex < 0) return -1;
+    if (!ex) {
+        if (line > 0) row_err(op, line, i, field, "'%s' does not exist", id);
+        else row_err(op, line, i, field, "entity '%s' does not exist", id);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct { int64_t ks, kt; size_t row; } rel_key_t;
+
+static int rel_key_cmp(const void *a, const void *b) {
+    const rel_key_t *x = a, *y = b;
+    if (x->ks != y->ks) return x->ks < y->ks ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Validates every row first (ends resolved to keys once per entity), then inserts in
+ * source-key order: the source index then grows at its end instead of at random places. */
+static int op_import_relationships(store_t *st, op_t *op) {
+    const rel_row_t *rows = op->rows;
+    strset_t seen = {0};
+    int rc = -1;
+    rel_key_t *keys = malloc((op->n ? op->n : 1) * sizeof *keys);
+    if (!keys) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    for (size_t i = 0; i < op->n; i++) {
+        const rel_row_t *r = &rows[i];
+        if (check_end(st, op, &seen, r->source, r->line, i, "source", &keys[i].ks) ||
+            check_end(st, op, &seen, r->target, r->line, i, "target", &keys[i].kt))
+            goto out;
+        if (!strcmp(r->source, r->target)) { row_err(op, r->line, i, "target", "is the same entity as source"); goto out; }
+        if (!isfinite(r->weight)) { row_err(op, r->line, i, "weight", "must be a finite number"); goto out; }
+        if (r->type && strlen(r->type) > STORE_ID_MAX) { row_err(op, r->line, i, "type", "is longer than 256 bytes"); goto out; }
+        keys[i].row = i;
+    }
+    qsort(keys, op->n, sizeof *keys, rel_key_cmp);
+    sqlite3_stmt *s = stmt(st->w, Q_REL_INSERT);
+    if (!s) { exec_step(st, op, s); goto out; }
+    for (size_t i = 0; i < op->n; i++) {
+        const rel_row_t *r = &rows[keys[i].row];
+        sqlite3_bind_int64(s, 1, keys[i].ks);
+        sqlite3_bind_int64(s, 2, keys[i].kt);
+        bind_text(s, 3, r->type ? r->type : "");
+        sqlite3_bind_double(s, 4, r->weight);
+        if (exec_step(st, op, s)) goto out;
+    }
+    if (touched_from_set(op, &seen)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (next_version(st, op) || set_versions(st, op)) goto out;
+    rc = 0;
+out:
+    free(keys);
+    strset_free(&seen);
+    return rc;
+}
+
+static int op_import_observations(store_t *st, op_t *op) {
+    const obs_row_t *rows = op->rows;
+    strset_t seen = {0};
+    int rc = -1;
+    sqlite3_stmt *s = stmt(st->w, Q_OBS_UPSERT);
+    if (!s) { exec_step(st, op, s); goto out; }
+    for (size_t i = 0; i < op->n; i++) {
+        const obs_row_t *r = &rows[i];
+        int64_t k;
+        if (check_end(st, op, &seen, r->entity_id, r->line, i, "entity_id", &k)) goto out;
+        const char *series = r->series && r->series[0] ? r->series : "value";
+        if (strlen(series) > STORE_ID_MAX) { row_err(op, r->line, i, "series", "is longer than 256 bytes"); goto out; }
+        if (!isfinite(r->ts)) { row_err(op, r->line, i, "timestamp", "must be a finite number"); goto out; }
+        if (!isfinite(r->value)) { row_err(op, r->line, i, "value", "must be a finite number"); goto out; }
+        bind_text(s, 1, r->entity_id);
+        bind_text(s, 2, series);
+        sqlite3_bind_double(s, 3, r->ts);
+        sqlite3_bind_double(s, 4, r->value);
+        if (exec_step(st, op, s)) goto out;
+    }
+    if (touched_from_set(op, &seen)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (next_version(st, op) || set_versions(st, op)) goto out;
+    rc = 0;
+out:
+    strset_free(&seen);
+    return rc;
+}
+
+static int op_patch(store_t *st, op_t *op) {
+    sqlite3_stmt *s = stmt(st->w, Q_ENT_GET);
+    if (!s) return exec_step(st, op, s);
+    bind_text(s, 1, op->id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) { done_stmt(s); return 1; }
+    if (rc != SQLITE_ROW) { done_stmt(s); seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
+    json_error_t je;
+    json_t *cur = json_loadb((const char *)sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0), 0, &je);
+    done_stmt(s);
+    if (!json_is_object(cur)) { json_decref(cur); seterr(op->err, op->errlen, "store: stored properties unreadable"); return -1; }
+    op->merged = cur;
+    if (props_check(op, 0, 0, op->props) < 0) {
+        /* "[0].properties.x: ..." reads badly for one entity: say it plainly */
+        if (op->err && !strncmp(op->err, "[0].", 4)) memmove(op->err, op->err + 4, strlen(op->err + 4) + 1);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)op->props, key, v) {
+        if (json_is_null(v)) json_object_del(cur, key);
+        else json_object_set(cur, key, v);
+    }
+    if (next_version(st, op) || props_text(st, op, cur)) return -1;
+    s = stmt(st->w, Q_ENT_SET_PROPS);
+    if (!s) return exec_step(st, op, s);
+    bind_text(s, 1, op->id);
+    sqlite3_bind_text(s, 2, st->scratch.data, (int)st->scratch.len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)op->version);
+    return exec_step(st, op, s);
+}
+
+static int op_delete(store_t *st, op_t *op) {
+    int64_t key;
+    int ex = entity_key(st, op, op->id, &key);
+    if (ex <= 0) return ex < 0 ? -1 : 1;
+    sqlite3_stmt *s = stmt(st->w, Q_REL_NEIGHBOURS);
+    if (!s) return exec_step(st, op, s);
+    op->touched_owned = 1;
+    size_t cap = 0;
+    sqlite3_bind_int64(s, 1, key);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (op->n_touched == cap) {
+            cap = cap ? cap * 2 : 16;
+            const char **t = realloc(op->touched, cap * sizeof *t);
+            if (!t) { done_stmt(s); seterr(op->err, op->errlen, "out of memory"); return -1; }
+            op->touched = t;
+        }
+        char *nb = strdup((const char *)sqlite3_column_text(s, 0));
+        if (!nb) { done_stmt(s); seterr(op->err, op->errlen, "out of memory"); return -1; }
+        op->touched[op->n_touched++] = nb;
+    }
+    done_stmt(s);
+    if (rc != SQLITE_DONE) { seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
+    s = stmt(st->w, Q_REL_DEL_ENTITY);
+    if (s) sqlite3_bind_int64(s, 1, key);
+    if (exec_step(st, op, s)) return -1;
+    static const int dels[] = {Q_OBS_DEL_ENTITY, Q_ENT_DELETE};
+    for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
+        s = stmt(st->w, dels[i]);
+        if (s) bind_text(s, 1, op->id);
+        if (exec_step(st, op, s)) return -1;
+    }
+    if (next_version(st, op) || set_versions(st, op)) return -1;
+    return 0;
+}
+
+static int op_rel_delete(store_t *st, op_t *op) {
+    const rel_row_t *rows = op->rows;
+    strset_t seen = {0};
+    size_t cap = 0;
+    int rc = -1;
+    op->touched_owned = 0;
+    for (size_t i = 0; i < op->n; i++) {
+        const rel_row_t *r = &rows[i];
+        const char *p = id_problem(r->source);
+        if (p) { row_err(op, r->line, i, "source", "%s", p); goto out; }
+        if ((p = id_problem(r->target))) { row_err(op, r->line, i, "target", "%s", p); goto out; }
+        int64_t ks, kt;
+        int ex1 = entity_key(st, op, r->source, &ks), ex2 = ex1 > 0 ? entity_key(st, op, r->target, &kt) : 0;
+        if (ex1 < 0 || ex2 < 0) goto out;
+        if (!ex1 || !ex2) continue; /* an unknown end matches nothing */
+        sqlite3_stmt *s = stmt(st->w, Q_REL_MATCH);
+        if (!s) { exec_step(st, op, s); goto out; }
+        sqlite3_bind_int64(s, 1, ks);
+        sqlite3_bind_int64(s, 2, kt);
+        bind_text(s, 3, op->match_type ? (r->type ? r->type : "") : NULL);
+        size_t first = op->n_removed;
+        int64_t *rowids = NULL;
+        int sr;
+        while ((sr = sqlite3_step(s)) == SQLITE_ROW) {
+            if (op->n_removed == cap) {
+                cap = cap ? cap * 2 : 16;
+                removed_rel_t *m = realloc(op->removed, cap * sizeof *m);
+                int64_t *ri = realloc(rowids, cap * sizeof *ri);
+                if (m) op->removed = m;
+                if (ri) rowids = ri;
+                if (!m || !ri) { done_stmt(s); free(rowids); seterr(op->err, op->errlen, "out of memory"); goto out; }
+            }
+            rowids[op->n_removed - first] = sqlite3_column_int64(s, 0);
+            removed_rel_t *m = &op->removed[op->n_removed++];
+            m->a = strdup((const char *)sqlite3_column_text(s, 1));
+            m->b = strdup((const char *)sqlite3_column_text(s, 2));
+            m->w = sqlite3_column_double(s, 3);
+            if (!m->a || !m->b) { done_stmt(s); free(rowids); seterr(op->err, op->errlen, "out of memory"); goto out; }
+        }
+        done_stmt(s);
+        if (sr != SQLITE_DONE) { free(rowids); seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); goto out; }
+        for (size_t k = first; k < op->n_removed; k++) {
+            s = stmt(st->w, Q_REL_DEL_ROWID);
+            if (s) sqlite3_bind_int64(s, 1, rowids[k - first]);
+            if (exec_step(st, op, s)) { free(rowids); goto out; }
+        }
+        free(rowids);
+    }
+    for (size_t k = 0; k < op->n_removed; k++)
+        if (strset_add(&seen, op->removed[k].a) < 0 || strset_add(&seen, op->removed[k].b) < 0) {
+            seterr(op->err, op->errlen, "out of memory");
+            goto out;
+        }
+    /* touched points into op->removed, which lives as long as the op's effects */
+    if (op->n_removed) {
+        if (touched_from_set(op, &seen)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+        if (next_version(st, op) || set_versions(st, op)) goto out;
+    }
+    op->len = op->n_removed; /* the count outlives the effects */
+    rc = 0;
+out:
+    strset_free(&seen);
+    return rc;
+}
+
+static int op_job_insert(store_t *st, op_t *op) {
+    const store_new_job_t *nj = op->nj;
+    const store_job_t *j = &nj->job;
+    if (nj->idem_key) {
+        sqlite3_stmt *s = stmt(st->w, Q_JOB_BY_IDEM);
+        if (!s) return exec_step(st, op, s);
+        bind_text(s, 1, nj->idem_key);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            if (op->existing_id) snprintf(op->existing_id, 32, "%s", (const char *)sqlite3_column_text(s, 0));
+            done_stmt(s);
+            return 1;
+        }
+        done_stmt(s);
+    }
+    sqlite3_stmt *s = stmt(st->w, Q_JOB_INSERT);
+    if (!s) return exec_step(st, op, s);
+    bind_text(s, 1, j->id);
+    bind_text(s, 2, j->model);
+    sqlite3_bind_int(s, 3, (int)j->status);
+    sqlite3_bind_int(s, 4, j->priority);
+    sqlite3_bind_int(s, 5, j->chunk_size);
+    sqlite3_bind_int64(s, 6, j->n_entities);
+    sqlite3_bind_int64(s, 7, j->n_chunks);
+    sqlite3_bind_int64(s, 8, j->chunks_done);
+    sqlite3_bind_int64(s, 9, j->chunks_dead);
+    sqlite3_bind_int64(s, 10, j->successful);
+    sqlite3_bind_int64(s, 11, j->failed);
+    sqlite3_bind_int64(s, 12, j->created_at);
+    sqlite3_bind_int64(s, 13, j->started_at);
+    sqlite3_bind_int64(s, 14, j->finished_at);
+    sqlite3_bind_int64(s, 15, j->updated_at ? j->updated_at : j->created_at);
+    sqlite3_bind_double(s, 16, j->exec_ms);
+    bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
+    sqlite3_bind_blob64(s, 18, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
+    bind_text(s, 19, nj->idem_key);
+    return exec_step(st, op, s);
+}
+
+/* Job status and chunk count. 0 ok, 1 not found, -1 error. */
+static int job_state(store_t *st, op_t *op, const char *id, int *status, long *n_chunks) {
+    sqlite3_stmt *s = stmt(st->w, Q_JOB_GET);
+    if (!s) return exec_step(st, op, s);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *status = sqlite3_column_int(s, 2);
+        *n_chunks = (long)sqlite3_column_int64(s, 6);
+    }
+    done_stmt(s);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return 1;
+    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    return -1;
+}
+
+/* Whether the chunk may still be settled: 0 yes, 1 skip (settled, job finished or
+ * cancelled), -1 error. */
+static int chunk_open(store_t *st, op_t *op) {
+    int status;
+    long n_chunks;
+    int rc = job_state(st, op, op->job_id, &status, &n_chunks);
+    if (rc == 1) { seterr(op->err, op->errlen, "job %s not found", op->job_id); return -1; }
+    if (rc) return -1;
+    if (status == JOB_CANCELLED || status == JOB_COMPLETED || status == JOB_FAILED) return 1;
+    if ((long)op->chunk >= n_chunks) { seterr(op->err, op->errlen, "chunk %u out of range", op->chunk); return -1; }
+    if ((rc = exists1(st, op, Q_CHUNK_EXISTS, op->job_id, NULL, op->chunk))) return rc;
+    return exists1(st, op, Q_DL_ACTIVE, op->job_id, NULL, op->chunk);
+}
+
+static int settle(store_t *st, op_t *op, long successful, long failed, double exec_ms, int done, int dead) {
+    sqlite3_stmt *s = stmt(st->w, Q_JOB_SETTLE);
+    if (s) {
+        bind_text(s, 1, op->job_id);
+        sqlite3_bind_int64(s, 2, successful);
+        sqlite3_bind_int64(s, 3, failed);
+        sqlite3_bind_double(s, 4, exec_ms);
+        sqlite3_bind_int(s, 5, done);
+        sqlite3_bind_int(s, 6, dead);
+        sqlite3_bind_int64(s, 7, now_ms());
+    }
+    return exec_step(st, op, s);
+}
+
+static int op_chunk_commit(store_t *st, op_t *op) {
+    int rc = chunk_open(st, op);
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st->w, Q_CHUNK_INSERT);
+    if (s) {
+        bind_text(s, 1, op->job_id);
+        sqlite3_bind_int64(s, 2, op->chunk);
+        sqlite3_bind_blob64(s, 3, op->blob ? op->blob : (void *)"", op->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, now_ms());
+    }
+    if (exec_step(st, op, s)) return -1;
+    return settle(st, op, op->successful, op->failed, op->exec_ms, 1, 0);
+}
+
+static int op_deadletter(store_t *st, op_t *op) {
+    int rc = chunk_open(st, op);
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st->w, Q_DL_INSERT);
+    if (s) {
+        bind_text(s, 1, op->job_id);
+        sqlite3_bind_int64(s, 2, op->chunk);
+        bind_text(s, 3, op->reason ? op->reason : "");
+        sqlite3_bind_int(s, 4, op->attempts);
+        sqlite3_bind_int64(s, 5, now_ms());
+    }
+    if (exec_step(st, op, s)) return -1;
+    return settle(st, op, 0, 0, 0, 0, 1);
+}
+
+static void read_job(sqlite3_stmt *s, store_job_t *j) {
+    memset(j, 0, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", (const char *)sqlite3_column_text(s, 0));
+    snprintf(j->model, sizeof j->model, "%s", (const char *)sqlite3_column_text(s, 1));
+    j->status = (job_status_t)sqlite3_column_int(s, 2);
+    j->priority = sqlite3_column_int(s, 3);
+    j->chunk_size = sqlite3_column_int(s, 4);
+    j->n_entities = (long)sqlite3_column_int64(s, 5);
+    j->n_chunks = (long)sqlite3_column_int64(s, 6);
+    j->chunks_done = (long)sqlite3_column_int64(s, 7);
+    j->chunks_dead = (long)sqlite3_column_int64(s, 8);
+    j->successful = (long)sqlite3_column_int64(s, 9);
+    j->failed = (long)sqlite3_column_int64(s, 10);
+    j->created_at = sqlite3_column_int64(s, 11);
+    j->started_at = sqlite3_column_int64(s, 12);
+    j->finished_at = sqlite3_column_int64(s, 13);
+    j->updated_at = sqlite3_column_int64(s, 14);
+    j->exec_ms = sqlite3_column_double(s, 15);
+}
+
+/* Reads a job on the writer's connection (inside the open transaction). */
+static int w_job_get(store_t *st, op_t *op, const char *id, store_job_t *out) {
+    sqlite3_stmt *s = stmt(st->w, Q_JOB_GET);
+    if (!s) return exec_step(st, op, s);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) read_job(s, out);
+    done_stmt(s);
+    if (rc == SQLITE_ROW) return 0;
+    if (rc == SQLITE_DONE) return 1;
+    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    return -1;
+}
+
+static int op_cancel(store_t *st, op_t *op) {
+    store_job_t j;
+    int rc = w_job_get(st, op, op->id, &j);
+    if (rc) return rc;
+    if (j.status == JOB_COMPLETED || j.status == JOB_FAILED || j.status == JOB_CANCELLED) {
+        if (op->job_out) *op->job_out = j;
+        return 2;
+    }
+    sqlite3_stmt *s = stmt(st->w, Q_JOB_CANCEL);
+    if (s) {
+        bind_text(s, 1, op->id);
+        sqlite3_bind_int64(s, 2, now_ms());
+    }
+    if (exec_step(st, op, s)) return -1;
+    if (op->job_out && w_job_get(st, op, op->id, op->job_out)) return -1;
+    return 0;
+}
+
+static int op_dl_retry(store_t *st, op_t *op) {
+    sqlite3_stmt *s = stmt(st->w, Q_DL_GET);
+    if (!s) return exec_step(st, op, s);
+    sqlite3_bind_int64(s, 1, op->dl_id);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        done_stmt(s);
+        if (rc == SQLITE_DONE) return 1;
+        seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+        return -1;
+    }
+    snprintf(op->job_id, sizeof op->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
+    op->chunk = (uint32_t)sqlite3_column_int64(s, 1);
+    int retried = sqlite3_column_int(s, 2), status = sqlite3_column_int(s, 3);
+    done_stmt(s);
+    if (retried || status == JOB_CANCELLED) return 1;
+    s = stmt(st->w, Q_DL_MARK_RETRIED);
+    if (s) sqlite3_bind_int64(s, 1, op->dl_id);
+    if (exec_step(st, op, s)) return -1;
+    s = stmt(st->w, Q_JOB_REOPEN);
+    if (s) {
+        bind_text(s, 1, op->job_id);
+        sqlite3_bind_int64(s, 2, now_ms());
+    }
+    if (exec_step(st, op, s)) return -1;
+    if (op->job_id_out) memcpy(op->job_id_out, op->job_id, 32);
+    if (op->chunk_out) *op->chunk_out = op->chunk;
+    return 0;
+}
+
+static int op_run(store_t *st, op_t *op) {
+    switch (op->kind) {
+    case OP_IMPORT_ENT: return op_import_entities(st, op);
+    case OP_IMPORT_REL: return op_import_relationships(st, op);
+    case OP_IMPORT_OBS: return op_import_observations(st, op);
+    case OP_PATCH: return op_patch(st, op);
+    case OP_DELETE: return op_delete(st, op);
+    case OP_REL_DELETE: return op_rel_delete(st, op);
+    case OP_JOB_INSERT: return op_job_insert(st, op);
+    case OP_JOB_STARTED: {
+        sqlite3_stmt *s = stmt(st->w, Q_JOB_STARTED);
+        if (s) {
+            bind_text(s, 1, op->job_id);
+            sqlite3_bind_int64(s, 2, op->at_ms);
+        }
+        return exec_step(st, op, s);
+    }
+    case OP_CHUNK_COMMIT: return op_chunk_commit(st, op);
+    case OP_DEADLETTER: return op_deadletter(st, op);
+    case OP_CANCEL: return op_cancel(st, op);
+    case OP_DL_RETRY: return op_dl_retry(st, op);
+    }
+    return -1;
+}
+
+/* Applies a committed op's changes to the graph (writer thread, commit order). */
+static void op_apply_graph(store_t *st, op_t *op) {
+    graph_t *g = st->graph;
+    if (!g) return;
+    switch (op->kind) {
+    case OP_IMPORT_ENT: {
+        const entity_row_t *rows = op->rows;
+        for (size_t i = 0; i < op->n; i++)
+            graph_upsert_entity(g, rows[i].entity_id, op->clean && op->clean[i] ? op->clean[i] : rows[i].props, op->version);
+        break;
+    }
+    case OP_IMPORT_REL: {
+        const rel_row_t *rows = op->rows;
+        for (size_t i = 0; i < op->n; i++) graph_add_relationship(g, rows[i].source, rows[i].target, rows[i].weight, 1);
+        break;
+    }
+    case OP_PATCH: graph_upsert_entity(g, op->id, op->merged, op->version); break;
+    case OP_DELETE: graph_delete_entity(g, op->id); break;
+    case OP_REL_DELETE:
+        for (size_t i = 0; i < op->n_removed; i++) graph_add_relationship(g, op->removed[i].a, op->removed[i].b, op->removed[i].w, -1);
+        break;
+    default: break;
+    }
+    for (size_t i = 0; i < op->n_touched; i++) graph_set_version(g, op->touched[i], op->version);
+}
+
+static int w_exec(store_t *st, const char *sql) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(st->w->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) LOG_E("store: statement failed", "sql=\"%s\" err=\"%s\"", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static uint64_t load_clock(sqlite3 *db) {
+    sqlite3_stmt *s = NULL;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'version_clock'", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = (uint64_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* One group: every op in its savepoint, one commit, then graph changes and wake-ups. */
+static void run_group(store_t *st, op_t *ops) {
+    char errtmp[256];
+    uint64_t n_ops = 0;
+    for (op_t *op = ops; op; op = op->next) n_ops++;
+    int began = w_exec(st, "BEGIN IMMEDIATE") == 0;
+    for (op_t *op = ops; op; op = op->next) {
+        if (!op->sync || !op->err) { op->err = errtmp; op->errlen = sizeof errtmp; errtmp[0] = 0; }
+        if (!began) { seterr(op->err, op->errlen, "store: cannot begin a transaction: %s", sqlite3_errmsg(st->w->db)); op->rc = -1; continue; }
+        uint64_t clock = st->clock;
+        if (w_exec(st, "SAVEPOINT op")) { op->rc = -1; seterr(op->err, op->errlen, "store: savepoint failed"); continue; }
+        op->rc = op_run(st, op);
+        if (op->rc < 0) {
+            w_exec(st, "ROLLBACK TO op");
+            st->clock = clock;
+            op_effects_free(op);
+            if (!op->sync) LOG_E("store: write failed", "op=%d job=%s err=\"%s\"", (int)op->kind, op->job_id, errtmp);
+        }
+        w_exec(st, "RELEASE op");
+    }
+    if (began && w_exec(st, "COMMIT")) {
+        const char *why = sqlite3_errmsg(st->w->db);
+        for (op_t *op = ops; op; op = op->next) {
+            if (op->rc >= 0) { op->rc = -1; seterr(op->err, op->errlen, "store: commit failed: %s", why); }
+            op_effects_free(op);
+        }
+        w_exec(st, "ROLLBACK");
+        st->clock = load_clock(st->w->db);
+    }
+    for (op_t *op = ops; op; op = op->next) {
+        if (op->rc == 0) op_apply_graph(st, op);
+        op_effects_free(op);
+    }
+    /* async ops: callbacks in commit order, then freed */
+    op_t *waiting = NULL, **wtail = &waiting;
+    for (op_t *op = ops, *next; op; op = next) {
+        next = op->next;
+        if (op->sync) {
+            op->next = NULL;
+            *wtail = op;
+            wtail = &op->next;
+            continue;
+        }
+        if (op->cb) op->cb(op->cb_arg, op->rc);
+        free(op->blob);
+        free(op->reason);
+        free(op);
+    }
+    pthread_mutex_lock(&st->mu);
+    st->groups++;
+    st->ops += n_ops;
+    for (op_t *op = waiting, *next; op; op = next) {
+        next = op->next;
+        op->done = 1; /* the caller may free op from here on */
+    }
+    pthread_cond_broadcast(&st->done_cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void *writer_main(void *arg) {
+    store_t *st = arg;
+    for (;;) {
+        pthread_mutex_lock(&st->mu);
+        while (!st->head && !st->stop) pthread_cond_wait(&st->cv, &st->mu);
+        op_t *ops = st->head;
+        st->head = st->tail = NULL;
+        pthread_mutex_unlock(&st->mu);
+        if (!ops) break; /* stop with nothing left */
+        /* keep the async ops' pointers: run_group frees them */
+        run_group(st, ops);
+    }
+    return NULL;
+}
+
+static void enqueue(store_t *st, op_t *op) {
+    op->next = NULL;
+    pthread_mutex_lock(&st->mu);
+    if (st->tail) st->tail->next = op;
+    else st->head = op;
+    st->tail = op;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int submit_sync(store_t *st, op_t *op) {
+    op->sync = 1;
+    op->next = NULL;
+    pthread_mutex_lock(&st->mu);
+    if (st->tail) st->tail->next = op;
+    else st->head = op;
+    st->tail = op;
+    pthread_cond_signal(&st->cv);
+    while (!op->done) pthread_cond_wait(&st->done_cv, &st->mu);
+    pthread_mutex_unlock(&st->mu);
+    return op->rc;
+}
+
+/* ---- open / close ---------------------------------------------------------------------- */
+
+static int mkdir_p(const char *dir) {
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+    return 0;
+}
+
+static conn_t *conn_open(const char *path, int create, char *err, size_t errlen) {
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) { seterr(err, errlen, "out of memory"); return NULL; }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+        seterr(err, errlen, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        conn_close(c);
+        return NULL;
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    return c;
+}
+
+static conn_t *rconn_get(store_t *st) {
+    pthread_mutex_lock(&st->pool_mu);
+    conn_t *c = st->pool;
+    if (c) st->pool = c->next;
+    pthread_mutex_unlock(&st->pool_mu);
+    if (c) return c;
+    char err[256];
+    c = conn_open(st->path, 0, err, sizeof err);
+    if (!c) LOG_E("store: cannot open a read connection", "err=\"%s\"", err);
+    return c;
+}
+
+static void rconn_put(store_t *st, conn_t *c) {
+    if (!c) return;
+    pthread_mutex_lock(&st->pool_mu);
+    c->next = st->pool;
+    st->pool = c;
+    pthread_mutex_unlock(&st->pool_mu);
+}
+
+int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t errlen) {
+    *out = NULL;
+    store_t *st = calloc(1, sizeof *st);
+    if (!st) { seterr(err, errlen, "out of memory"); return -1; }
+    st->cfg = *cfg;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    pthread_cond_init(&st->done_cv, NULL);
+    pthread_mutex_init(&st->pool_mu, NULL);
+    const char *dir = cfg->data_dir[0] ? cfg->data_dir : ".";
+    if (mkdir_p(dir)) { seterr(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno)); goto fail; }
+    snprintf(st->path, sizeof st->path, "%s/predictd.db", dir);
+    const char *sync = cfg->store_synchronous[0] ? cfg->store_synchronous : "full";
+    const char *sync_sql;
+    if (!strcasecmp(sync, "full")) sync_sql = "PRAGMA synchronous=FULL";
+    else if (!strcasecmp(sync, "normal")) sync_sql = "PRAGMA synchronous=NORMAL";
+    else if (!strcasecmp(sync, "off")) sync_sql = "PRAGMA synchronous=OFF";
+    else { seterr(err, errlen, "store.synchronous: '%s' is not full|normal|off", sync); goto fail; }
+    if (!(st->w = conn_open(st->path, 1, err, errlen))) goto fail;
+    sqlite3 *db = st->w->db;
+    char *msg = NULL;
+    sqlite3_stmt *s = NULL;
+    int uv = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        uv = sqlite3_column_int(s, 0);
+    else { sqlite3_finalize(s); seterr(err, errlen, "%s: %s", st->path, sqlite3_errmsg(db)); goto fail; }
+    sqlite3_finalize(s);
+    if (uv > SCHEMA_VERSION) { seterr(err, errlen, "%s has schema version %d; this predictd knows up to %d", st->path, uv, SCHEMA_VERSION); goto fail; }
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;", sync_sql);
+    if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
+    if (sqlite3_exec(db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA user_version=1; COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto fail_msg;
+    }
+    st->clock = load_clock(db);
+    if (buf_reserve(&st->scratch, 4096)) { seterr(err, errlen, "out of memory"); goto fail; }
+    if (pthread_create(&st->writer, NULL, writer_main, st)) { seterr(err, errlen, "cannot start the writer thread"); goto fail; }
+    st->writer_started = 1;
+    *out = st;
+    return 0;
+fail_msg:
+    seterr(err, errlen, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+fail:
+    store_close(st);
+    return -1;
+}
+
+void store_close(store_t *st) {
+    if (!st) return;
+    if (st->writer_started) {
+        pthread_mutex_lock(&st->mu);
+        st->stop = 1;
+        pthread_cond_signal(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->writer, NULL);
+    }
+    while (st->pool) {
+        conn_t *c = st->pool;
+        st->pool = c->next;
+        conn_close(c);
+    }
+    conn_close(st->w);
+    buf_free(&st->scratch);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    pthread_cond_destroy(&st->done_cv);
+    pthread_mutex_destroy(&st->pool_mu);
+    free(st);
+}
+
+/* ---- public writes --------------------------------------------------------------------- */
+
+int store_import_entities(store_t *st, const entity_row_t *rows, size_t n, char *err, size_t errlen) {
+    op_t op = {.kind = OP_IMPORT_ENT, .rows = rows, .n = n, .err = err, .errlen = errlen};
+    return submit_sync(st, &op) == 0 ? 0 : -1;
+}
+
+int store_import_relationships(store_t *st, const rel_row_t *rows, size_t n, char *err, size_t errlen) {
+    op_t op = {.kind = OP_IMPORT_REL, .rows = rows, .n = n, .err = err, .errlen = errlen};
+    return submit_sync(st, &op) == 0 ? 0 : -1;
+}
+
+int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char *err, size_t errlen) {
+    op_t op = {.kind = OP_IMPORT_OBS, .rows = rows, .n = n, .err = err, .errlen = errlen};
+    return submit_sync(st, &op) == 0 ? 0 : -1;
+}
+
+void store_attach_graph(store_t *st, graph_t *g) { st->graph = g; }
+
+int store_entity_patch(store_t *st, const char *id, const json_t *props, char *err, size_t errlen) {
+    op_t op = {.kind = OP_PATCH, .id = id, .props = props, .err = err, .errlen = errlen};
+    return submit_sync(st, &op);
+}
+
+int store_entity_delete(store_t *st, const char *id, char *err, size_t errlen) {
+    op_t op = {.kind = OP_DELETE, .id = id, .err = err, .errlen = errlen};
+    return submit_sync(st, &op);
+}
+
+int store_relationships_delete(store_t *st, const rel_row_t *rows, size_t n, int match_type,
+                               long *deleted, char *err, size_t errlen) {
+    op_t op = {.kind = OP_REL_DELETE, .rows = rows, .n = n, .match_type = match_type, .err = err, .errlen = errlen};
+    int rc = submit_sync(st, &op);
+    if (deleted) *deleted = rc == 0 ? (long)op.len : 0;
+    return rc == 0 ? 0 : -1;
+}
+
+int store_job_insert(store_t *st, const store_new_job_t *nj, char existing_id[32], char *err, size_t errlen) {
+    op_t op = {.kind = OP_JOB_INSERT, .nj = nj, .existing_id = existing_id, .err = err, .errlen = errlen};
+    return submit_sync(st, &op);
+}
+
+void store_job_mark_started(store_t *st, const char *id, int64_t at_ms) {
+    op_t *op = calloc(1, sizeof *op);
+    if (!op) { LOG_E("store: out of memory", "job=%s", id); return; }
+    op->kind = OP_JOB_STARTED;
+    snprintf(op->job_id, sizeof op->job_id, "%s", id);
+    op->at_ms = at_ms;
+    enqueue(st, op);
+}
+
+void store_chunk_commit(store_t *st, const char *job_id, uint32_t chunk, const void *blob, size_t len,
+                        long successful, long failed, double exec_ms, store_done_fn done, void *arg) {
+    op_t *op = calloc(1, sizeof *op);
+    void *copy = malloc(len ? len : 1);
+    if (!op || !copy) {
+        free(op);
+        free(copy);
+        LOG_E("store: out of memory", "job=%s chunk=%u", job_id, chunk);
+        if (done) done(arg, -1);
+        return;
+    }
+    if (len) memcpy(copy, blob, len);
+    op->kind = OP_CHUNK_COMMIT;
+    snprintf(op->job_id, sizeof op->job_id, "%s", job_id);
+    op->chunk = chunk;
+    op->blob = copy;
+    op->len = len;
+    op->successful = successful;
+    op->failed = failed;
+    op->exec_ms = exec_ms;
+    op->cb = done;
+    op->cb_arg = arg;
+    enqueue(st, op);
+}
+
+void store_chunk_deadletter(store_t *st, const char *job_id, uint32_t chunk, const char *reason,
+                            int attempts, store_done_fn done, void *arg) {
+    op_t *op = calloc(1, sizeof *op);
+    char *r = strdup(reason ? reason : "");
+    if (!op || !r) {
+        free(op);
+        free(r);
+        LOG_E("store: out of memory", "job=%s chunk=%u", job_id, chunk);
+        if (done) done(arg, -1);
+        return;
+    }
+    op->kind = OP_DEADLETTER;
+    snprintf(op->job_id, sizeof op->job_id, "%s", job_id);
+    op->chunk = chunk;
+    op->reason = r;
+    op->attempts = attempts;
+    op->cb = done;
+    op->cb_arg = arg;
+    enqueue(st, op);
+}
+
+int store_job_cancel(store_t *st, const char *id, store_job_t *out) {
+    store_job_t tmp;
+    char err[256];
+    op_t op = {.kind = OP_CANCEL, .id = id, .job_out = out ? out : &tmp, .err = err, .errlen = sizeof err};
+    int rc = submit_sync(st, &op);
+    if (rc < 0) LOG_E("store: cancel failed", "job=%s err=\"%s\"", id, err);
+    return rc;
+}
+
+int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chunk) {
+    char err[256];
+    op_t op = {.kind = OP_DL_RETRY, .dl_id = id, .job_id_out = job_id, .chunk_out = chunk, .err = err, .errlen = sizeof err};
+    int rc = submit_sync(st, &op);
+    if (rc < 0) LOG_E("store: dead-letter retry failed", "id=%ld err=\"%s\"", id, err);
+    return rc;
+}
+
+/* ---- reads ----------------------------------------------------------------------------- */
+
+#define READ_BEGIN(q)                              \
+    conn_t *c = rconn_get(st);                     \
+    if (!c) return -1;                             \
+    sqlite3_stmt *s = stmt(c, q);                  \
+    if (!s) { rconn_put(st, c); return -1; }
+
+#define READ_END() do { done_stmt(s); rconn_put(st, c); } while (0)
+
+int store_entity_get(store_t *st, const char *id, char **props_json, uint64_t *version) {
+    READ_BEGIN(Q_ENT_GET);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s), ret;
+    if (rc == SQLITE_ROW) {
+        ret = 0;
+        if (props_json && !(*props_json = strdup((const char *)sqlite3_column_text(s, 0)))) ret = -1;
+        if (version) *version = (uint64_t)sqlite3_column_int64(s, 1);
+    } else {
+        ret = rc == SQLITE_DONE ? 1 : -1;
+    }
+    READ_END();
+    return ret;
+}
+
+int store_load_graph(store_t *st, graph_t *g, char *err, size_t errlen) {
+    READ_BEGIN(Q_ENT_ALL);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_error_t je;
+        json_t *props = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, &je);
+        graph_upsert_entity(g, (const char *)sqlite3_column_text(s, 0), props, (uint64_t)sqlite3_column_int64(s, 2));
+        json_decref(props);
+    }
+    if (rc != SQLITE_DONE) { seterr(err, errlen, "store: loading entities: %s", sqlite3_errmsg(c->db)); ret = -1; }
+    done_stmt(s);
+    if (!ret) {
+        s = stmt(c, Q_REL_ALL);
+        if (!s) { rconn_put(st, c); seterr(err, errlen, "store: statement unavailable"); return -1; }
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+            graph_add_relationship(g, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+                                   sqlite3_column_double(s, 2), 1);
+        if (rc != SQLITE_DONE) { seterr(err, errlen, "store: loading relationships: %s", sqlite3_errmsg(c->db)); ret = -1; }
+    }
+    READ_END();
+    return ret;
+}
+
+static const char *const STATUS_NAMES[] = {"QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"};
+
+const char *job_status_name(job_status_t s) {
+    return (unsigned)s < 5 ? STATUS_NAMES[s] : "UNKNOWN";
+}
+
+int job_status_parse(const char *name, job_status_t *out) {
+    for (int i = 0; name && i < 5; i++)
+        if (!strcasecmp(name, STATUS_NAMES[i])) { *out = (job_status_t)i; return 0; }
+    return -1;
+}
+
+int store_job_get(store_t *st, const char *id, store_job_t *out) {
+    READ_BEGIN(Q_JOB_GET);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s), ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+    if (rc == SQLITE_ROW) read_job(s, out);
+    READ_END();
+    return ret;
+}
+
+int store_jobs_list(store_t *st, int status, const char *model, const char *cursor, int limit,
+                    store_job_t **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (limit <= 0) limit = 100;
+    READ_BEGIN(Q_JOB_LIST);
+    store_job_t *jobs = malloc((size_t)limit * sizeof *jobs);
+    if (!jobs) { READ_END(); return -1; }
+    sqlite3_bind_int(s, 1, status);
+    bind_text(s, 2, model && model[0] ? model : NULL);
+    bind_text(s, 3, cursor && cursor[0] ? cursor : NULL);
+    sqlite3_bind_int(s, 4, limit);
+    int rc;
+    size_t k = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < (size_t)limit) read_job(s, &jobs[k++]);
+    READ_END();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) { free(jobs); return -1; }
+    *out = jobs;
+    *n = k;
+    return 0;
+}
+
+int store_job_load_work(store_t *st, const char *id, char **params_json, char **ids, size_t *ids_len) {
+    *params_json = NULL;
+    *ids = NULL;
+    *ids_len = 0;
+    READ_BEGIN(Q_JOB_WORK);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s), ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+    if (rc == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        const void *b = sqlite3_column_blob(s, 1);
+        *params_json = strdup((const char *)sqlite3_column_text(s, 0));
+        *ids = malloc(len + 1);
+        if (!*params_json || !*ids) {
+            free(*params_json);
+            free(*ids);
+            *params_json = *ids = NULL;
+            ret = -1;
+        } else {
+            if (len) memcpy(*ids, b, len);
+            (*ids)[len] = 0;
+            *ids_len = len;
+        }
+    }
+    READ_END();
+    return ret;
+}
+
+int store_job_settled_chunks(store_t *st, const char *id, uint8_t *settled, long n_chunks) {
+    memset(settled, 0, (size_t)(n_chunks > 0 ? n_chunks : 0));
+    READ_BEGIN(Q_CHUNK_LIST);
+    int rc, ret = 0;
+    bind_text(s, 1, id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 ch = sqlite3_column_int64(s, 0);
+        if (ch >= 0 && ch < n_chunks) settled[ch] = 1;
+    }
+    if (rc != SQLITE_DONE) ret = -1;
+    done_stmt(s);
+    s = stmt(c, Q_DL_DEAD_LIST);
+    if (!s) { rconn_put(st, c); return -1; }
+    bind_text(s, 1, id);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 ch = sqlite3_column_int64(s, 0);
+        if (ch >= 0 && ch < n_chunks && !settled[ch]) settled[ch] = 2;
+    }
+    if (rc != SQLITE_DONE) ret = -1;
+    READ_END();
+    return ret;
+}
+
+int store_jobs_unfinished(store_t *st, char (**ids)[32], size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    READ_BEGIN(Q_JOB_UNFINISHED);
+    size_t cap = 0, k = 0;
+    char (*arr)[32] = NULL;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 64;
+            char (*a)[32] = realloc(arr, cap * sizeof *a);
+            if (!a) { ret = -1; break; }
+            arr = a;
+        }
+        snprintf(arr[k++], 32, "%s", (const char *)sqlite3_column_text(s, 0));
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) ret = -1;
+    READ_END();
+    if (ret) { free(arr); return -1; }
+    *ids = arr;
+    *n = k;
+    return 0;
+}
+
+int store_results_scan(store_t *st, const char *job_id, uint32_t from, uint32_t to,
+                       void (*fn)(void *arg, uint32_t chunk, const void *blob, size_t len), void *arg) {
+    READ_BEGIN(Q_RESULTS_SCAN);
+    bind_text(s, 1, job_id);
+    sqlite3_bind_int64(s, 2, from);
+    sqlite3_bind_int64(s, 3, to);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(arg, (uint32_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+    READ_END();
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_deadletters_list(store_t *st, long after_id, int limit, store_deadletter_t **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (limit <= 0) limit = 100;
+    READ_BEGIN(Q_DL_LIST);
+    store_deadletter_t *d = calloc((size_t)limit, sizeof *d);
+    if (!d) { READ_END(); return -1; }
+    sqlite3_bind_int64(s, 1, after_id);
+    sqlite3_bind_int(s, 2, limit);
+    int rc;
+    size_t k = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < (size_t)limit) {
+        store_deadletter_t *x = &d[k++];
+        x->id = (long)sqlite3_column_int64(s, 0);
+        snprintf(x->job_id, sizeof x->job_id, "%s", (const char *)sqlite3_column_text(s, 1));
+        x->chunk = (uint32_t)sqlite3_column_int64(s, 2);
+        x->attempts = sqlite3_column_int(s, 3);
+        x->created_at = sqlite3_column_int64(s, 4);
+        snprintf(x->reason, sizeof x->reason, "%s", (const char *)sqlite3_column_text(s, 5));
+    }
+    READ_END();
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) { free(d); return -1; }
+    *out = d;
+    *n = k;
+    return 0;
+}
+
+void store_write_stats(store_t *st, uint64_t *groups, uint64_t *ops) {
+    pthread_mutex_lock(&st->mu);
+    if (groups) *groups = st->groups;
+    if (ops) *ops = st->ops;
+    pthread_mutex_unlock(&st->mu);
+}
+
+int store_job_counts(store_t *st, long counts[5]) {
+    for (int i = 0; i < 5; i++) counts[i] = 0;
+    READ_BEGIN(Q_JOB_COUNTS);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int k = sqlite3_column_int(s, 0);
+        if (k >= 0 && k < 5) counts[k] = (long)sqlite3_column_int64(s, 1);
+    }
+    READ_END();
+    return rc == SQLITE_DONE ? 0 : -1;
+}

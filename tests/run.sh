@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: every unit test binary of the release (build/) and sanitizer
+# (build-asan/) builds, then the integration suites against build/predictd and
+# build-asan/predictd (the crash test against the release build only: it kills the server
+# on purpose, and the sanitizer build adds minutes for no new coverage). Each part prints
+# "N passed, N failed"; the last line sums them all. Exit status 1 when anything failed.
+#   tests/run.sh                 everything
+#   tests/run.sh unit            unit tests only
+#   tests/run.sh integration     integration suites only
+# PREDICTD_TEST_TIMEOUT (seconds, default 300) bounds each part.
+set -u
+cd "$(dirname "$0")/.."
+
+WHAT=${1:-all}
+PART_TIMEOUT=${PREDICTD_TEST_TIMEOUT:-300}
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+FAILED_PARTS=()
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/predictd-run.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# Sanitizer settings for everything built with -fsanitize: report leaks, and turn any report
+# into a non-zero exit so that a test cannot pass over one.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+# LeakSanitizer cannot run under ptrace (some containers, debuggers): then run without it
+# rather than report a false failure on every binary.
+if [ -x build-asan/tests/test_util ] && ! build-asan/tests/test_util >/dev/null 2>"$TMP/lsan"; then
+    if grep -q "LeakSanitizer does not work under ptrace" "$TMP/lsan"; then
+        echo "note: LeakSanitizer unavailable here (ptrace); leaks are not checked"
+        export ASAN_OPTIONS="${ASAN_OPTIONS//detect_leaks=1/detect_leaks=0}"
+    fi
+fi
+
+# run_part LABEL COMMAND...: runs it with a time limit, shows its output, adds its counts.
+# A part that exits non-zero without reporting a failure (a crash, a timeout, a missing
+# summary line) counts as one failure.
+run_part() {
+    local label=$1
+    shift
+    local log="$TMP/part.log"
+    echo "=== $label"
+    timeout --kill-after=10 "$PART_TIMEOUT" "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    local line passed=0 failed=0
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+    if [ -n "$line" ]; then
+        passed=${line%% passed*}
+        failed=${line#*, }
+        failed=${failed%% failed*}
+    fi
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+            echo "!!! $label: timed out after ${PART_TIMEOUT}s"
+        else
+            echo "!!! $label: exited with status $rc without reporting a failure"
+        fi
+        failed=1
+    fi
+    if [ -z "$line" ] && [ "$rc" -eq 0 ]; then
+        echo "!!! $label: no 'N passed, N failed' line"
+        failed=1
+    fi
+    TOTAL_PASSED=$((TOTAL_PASSED + passed))
+    TOTAL_FAILED=$((TOTAL_FAILED + failed))
+    if [ "$failed" -ne 0 ]; then FAILED_PARTS+=("$label"); fi
+}
+
+missing() {
+    echo "!!! $1"
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+    FAILED_PARTS+=("$1")
+}
+
+if [ "$WHAT" = all ] || [ "$WHAT" = unit ]; then
+    for dir in build build-asan; do
+        shopt -s nullglob
+        bins=("$dir"/tests/test_*)
+        shopt -u nullglob
+        if [ ${#bins[@]} -eq 0 ]; then
+            missing "no unit test binaries in $dir/tests (run make test)"
+            continue
+        fi
+        for t in "${bins[@]}"; do
+            [ -x "$t" ] || continue
+            case "$t" in *.o|*.d) continue ;; esac
+            run_part "unit $t" "$t"
+        done
+    done
+fi
+
+if [ "$WHAT" = all ] || [ "$WHAT" = integration ]; then
+    if ! command -v python3 >/dev/null; then
+        missing "python3 not found: integration suites not run"
+    else
+        for bin in build/predictd build-asan/predictd; do
+            if [ ! -x "$bin" ]; then
+                missing "$bin not built"
+                continue
+            fi
+            for suite in test_api test_bad_input test_lifecycle test_crash; do
+                [ -f "tests/integration/$suite.py" ] || continue
+                if [ "$suite" = test_crash ] && [ "$bin" != build/predictd ]; then continue; fi
+                PREDICTD_BIN="$bin" run_part "integration $suite ($bin)" python3 "tests/integration/$suite.py"
+            done
+        done
+    fi
+fi
+
+echo
+if [ ${#FAILED_PARTS[@]} -gt 0 ]; then
+    echo "failed parts:"
+    for p in "${FAILED_PARTS[@]}"; do echo "  $p"; done
+fi
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$TOTAL_FAILED" -eq 0 ]
