@@ -479,6 +479,7 @@ typedef struct {
     long predictions; /* entries that carry a prediction object */
     double execution_time_ms; /* metadata.execution_time_ms, NAN when absent */
     int completed_at_post;    /* the submission was answered COMPLETED (a cache hit) */
+    double post_ms, wait_ms, results_ms; /* api_run_job's three steps, client side */
 } fetched_t;
 
 /* Reading a results page cheaply. A 1000-entity page is ~170 KB; building jansson's tree of it
@@ -486,10 +487,10 @@ typedef struct {
  * hundred jobs a second on a 2-core machine. So a page is read by probing: count the
  * `"prediction": {` and `"entity_id":` keys (a key pattern cannot occur inside a JSON string,
  * where its quotes would be escaped), and let jansson decode the single value after the
- * `"next_cursor":` and `"execution_time_ms":` keys. Every 16th page per thread, and every page
+ * `"next_cursor":` and `"execution_time_ms":` keys. Every 32nd job per thread, and every page
  * where exactness matters (warm-up, e2e), is also parsed fully with jansson and the two
  * readings must agree, or the phase fails. */
-#define FULL_PARSE_EVERY 16
+#define FULL_PARSE_EVERY 32
 
 /* If q (at a '"') starts the key `"key"<ws>:<ws>`, points after it; else NULL. */
 static const char *key_at(const char *q, const char *end, const char *key, size_t kl) {
@@ -534,14 +535,22 @@ static void page_probe(conn_t *c, page_t *pg) {
     memset(pg, 0, sizeof *pg);
     pg->execution_time_ms = NAN;
     while (q < end && (q = memchr(q, '"', (size_t)(end - q))) != NULL) {
-        if ((v = key_at(q, end, "entity_id", 9))) {
-            pg->results++;
-        } else if ((v = key_at(q, end, "prediction", 10))) {
-            pg->predictions += v < end && *v == '{';
-        } else if (!next && (v = key_at(q, end, "next_cursor", 11))) {
-            next = value_at(v, end);
-        } else if (!ms && (v = key_at(q, end, "execution_time_ms", 17))) {
-            ms = value_at(v, end);
+        v = NULL;
+        switch (q + 1 < end ? q[1] : 0) { /* most quotes start none of the keys */
+        case 'e':
+            if ((v = key_at(q, end, "entity_id", 9)))
+                pg->results++;
+            else if (!ms && (v = key_at(q, end, "execution_time_ms", 17)))
+                ms = value_at(v, end);
+            break;
+        case 'p':
+            if ((v = key_at(q, end, "prediction", 10)))
+                pg->predictions += v < end && *v == '{';
+            break;
+        case 'n':
+            if (!next && (v = key_at(q, end, "next_cursor", 11)))
+                next = value_at(v, end);
+            break;
         }
         q = v ? v : q + 1;
     }
@@ -624,12 +633,19 @@ static int api_fetch_results(conn_t *c, phase_t *p, const char *job_id, int full
 static int api_run_job(conn_t *c, phase_t *p, const char *body, size_t len, int full,
                        fetched_t *f, json_t **job) {
     char id[128];
+    double t0 = now_s(), t1, t2;
     *job = NULL;
     if (api_submit(c, p, body, len, id, sizeof id, &f->completed_at_post))
         return -1;
+    t1 = now_s();
     if (!(*job = api_wait_done(c, p, id, p->o->poll_ms)))
         return -1;
-    return api_fetch_results(c, p, id, full, f);
+    t2 = now_s();
+    int rc = api_fetch_results(c, p, id, full, f);
+    f->post_ms = (t1 - t0) * 1000;
+    f->wait_ms = (t2 - t1) * 1000;
+    f->results_ms = (now_s() - t2) * 1000;
+    return rc;
 }
 
 /* ---------------------------------------------------------------- threads */
@@ -673,21 +689,6 @@ static int run_workers(worker_t *w, int n, thread_fn fn) {
     return started == n ? 0 : -1;
 }
 
-static worker_t *workers_new(phase_t *p, int n, uint64_t seed) {
-    worker_t *w = calloc((size_t)n, sizeof *w);
-    if (!w)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        w[i].p = p;
-        w[i].index = i;
-        if (conn_open(&w[i].conn, p->o) ||
-            sampler_init(&w[i].sampler, p->o->entities, seed * 1000003ULL + (uint64_t)i)) {
-            phase_fail(p, "out of memory");
-        }
-    }
-    return w;
-}
-
 static void workers_free(worker_t *w, int n) {
     if (!w)
         return;
@@ -699,6 +700,23 @@ static void workers_free(worker_t *w, int n) {
         breakdown_free(&w[i].where);
     }
     free(w);
+}
+
+static worker_t *workers_new(phase_t *p, int n, uint64_t seed) {
+    worker_t *w = calloc((size_t)n, sizeof *w);
+    if (!w)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        w[i].p = p;
+        w[i].index = i;
+        if (conn_open(&w[i].conn, p->o) ||
+            sampler_init(&w[i].sampler, p->o->entities, seed * 1000003ULL + (uint64_t)i)) {
+            phase_fail(p, "out of memory");
+            workers_free(w, n);
+            return NULL;
+        }
+    }
+    return w;
 }
 
 /* ---------------------------------------------------------------- phase 0: readiness, warm-up */
@@ -888,7 +906,7 @@ static json_t *phase_e2e(const opts_t *o, phase_t *p) {
     worker_t *w = workers_new(p, 1, o->seed + 31);
     if (!w)
         return NULL;
-    samples_t lat = {0}, exec = {0};
+    samples_t lat = {0}, exec = {0}, post = {0}, wait = {0}, fetch = {0};
     breakdown_t where = {0};
     long at_post = 0;
     for (int i = 0; i < o->e2e_runs && phase_going(p); i++) {
@@ -904,6 +922,9 @@ static json_t *phase_e2e(const opts_t *o, phase_t *p) {
         free(body);
         if (!rc) {
             samples_add(&lat, ms);
+            samples_add(&post, f.post_ms);
+            samples_add(&wait, f.wait_ms);
+            samples_add(&fetch, f.results_ms);
             at_post += f.completed_at_post;
             breakdown_add(&where, job);
             if (!isnan(f.execution_time_ms))
@@ -915,10 +936,17 @@ static json_t *phase_e2e(const opts_t *o, phase_t *p) {
         sleep_ms(50);
     }
     double first = lat.n ? lat.v[0] : NAN; /* before pct() sorts */
-    json_t *out = json_pack("{s:o, s:o, s:I, s:o, s:o}", "latency", summary(&lat), "first_ms",
+    /* client side: POST answered, polled until COMPLETED, every results page read */
+    json_t *steps = json_pack("{s:o, s:o, s:o}", "post_p50_ms", jround(pct(&post, 50)),
+                              "wait_p50_ms", jround(pct(&wait, 50)), "results_p50_ms",
+                              jround(pct(&fetch, 50)));
+    json_t *out = json_pack("{s:o, s:o, s:I, s:o, s:o, s:o}", "latency", summary(&lat), "first_ms",
                             jround(first), "completed_at_post", (json_int_t)at_post,
-                            "server_side", breakdown_report(&where),
+                            "client_side", steps, "server_side", breakdown_report(&where),
                             "metadata_execution_time_ms_p50", jround(pct(&exec, 50)));
+    samples_free(&post);
+    samples_free(&wait);
+    samples_free(&fetch);
     samples_free(&lat);
     samples_free(&exec);
     breakdown_free(&where);

@@ -10,7 +10,7 @@
 #                splits the import time (parse, store, graph) without HTTP
 #   6 table      bench/table.py prints the side-by-side table with ratios and goals
 # Only one stack is under load at a time (2 cores). Everything started here is stopped by PID
-# on exit. Bounded: each loadgen run gets 240 s, each server start 60 s, each stop 10 s.
+# on exit. Bounded: each loadgen run gets 300 s, each server start 60 s, each stop 10 s.
 #
 # Knobs (environment): N=100000 M=500000 DURATION=30 SEED=42 PEER_PORT=18000 PREDICTD_PORT=18080
 #   (a taken port is replaced by a free one)
@@ -49,7 +49,10 @@ stop_pids() {  # TERM the PIDs and their children, up to 10 s, then KILL
   for pid in "$@"; do all+=($(pgrep -P "$pid" 2>/dev/null || true)); done
   kill -TERM "${all[@]}" 2>/dev/null || true
   for i in $(seq 100); do alive "${all[@]}" || break; sleep 0.1; done
-  kill -KILL "${all[@]}" 2>/dev/null || true
+  for pid in "${all[@]}"; do  # only those still there after 10 s
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  done
+  return 0
 }
 stop_peer() {
   [ ${#peer_app_pids[@]} -gt 0 ] && stop_pids "${peer_app_pids[@]}"
@@ -103,7 +106,7 @@ bench_one() {
   load=$(cut -d' ' -f1 /proc/loadavg)
   before=$(stack_sample "${pids[@]}")
   t0=$(now)
-  timeout 240 "$LOADGEN" --port "$port" --entities "$N" --duration "$DURATION" --seed "$SEED" \
+  timeout 300 "$LOADGEN" --port "$port" --entities "$N" --duration "$DURATION" --seed "$SEED" \
     --json "$OUT/$name.json" || rc=$?
   t1=$(now)
   after=$(stack_sample "${pids[@]}")

@@ -170,7 +170,7 @@ void make_job_id(char out[32]) {
 
 uint64_t hash_fnv1a(const void *p, size_t n, uint64_t seed) {
     const unsigned char *c = p;
-    uint64_t h = 1469598103934665603ULL ^ seed;
+    uint64_t h = 14695981039346656037ULL ^ seed;
     for (size_t i = 0; i < n; i++) { h ^= c[i]; h *= 1099511628211ULL; }
     return h;
 }

@@ -382,6 +382,17 @@ static void *worker_main(void *arg) {
     pthread_mutex_lock(&j->mu);
     for (;;) {
         if (j->stopping) break;
+        /* Backpressure: workers may run ahead of the store's writer by a few chunks only, so
+         * result commits never pile up in front of a submission (its 202 waits on the same
+         * writer) and priority order holds for commits, not just for computation. */
+        if (j->commits_inflight >= 4 * j->n_workers + 4) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+            pthread_cond_timedwait(&j->idle_cv, &j->mu, &ts);
+            continue;
+        }
         int64_t next_due = promote_due(j);
         chunk_item_t *it = heap_pop(j);
         if (!it) {

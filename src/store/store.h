@@ -1,7 +1,8 @@
 /* The durable store (SQLite, WAL). All state a 2xx promises lives here: graph data, jobs,
  * chunks, results, dead letters. Writes from many threads go through one writer thread that
- * commits them in groups (one fsync for many submissions); reads use a connection per
- * calling thread. Thread-safe unless a function says otherwise. */
+ * commits them in groups (one fsync for many submissions); reads take a connection from a
+ * pool (one per concurrent reader; WAL lets them run beside the writer). Checkpoints run on
+ * a thread of their own. Thread-safe unless a function says otherwise. */
 #ifndef PREDICTD_STORE_H
 #define PREDICTD_STORE_H
 
@@ -21,10 +22,12 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
 void store_close(store_t *st); /* NULL is a no-op; flushes pending writes first */
 
 /* ---- graph data: each call is one transaction, all rows or none ----------------------
- * On a bad row returns -1, err names the row ("line 17: ..." when rows carry a line, else
- * "[3]: ...") and nothing changes. Entities upsert (properties replaced); relationships add
- * (parallel ones add their weights); their ends must exist. Versions of touched entities
- * are bumped. */
+ * On a bad row returns -1, err names the row ("line 17: target 'X' does not exist" when
+ * rows carry a line, else "[3].target: entity 'X' does not exist") and nothing changes.
+ * Entities upsert (properties replaced; values number, string, boolean; a null is left
+ * out); relationships add (parallel ones add their weights; no self-loops; finite weight);
+ * observations upsert on (entity, series, timestamp). Ends / entities must exist. Ids are
+ * 1..256 bytes of UTF-8. */
 int store_import_entities(store_t *st, const entity_row_t *rows, size_t n, char *err, size_t errlen);
 int store_import_relationships(store_t *st, const rel_row_t *rows, size_t n, char *err, size_t errlen);
 int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char *err, size_t errlen);
@@ -94,7 +97,10 @@ int store_job_settled_chunks(store_t *st, const char *id, uint8_t *settled, long
 int store_jobs_unfinished(store_t *st, char (**ids)[32], size_t *n);
 
 /* Asynchronous writes: queued to the writer thread; done(arg, rc) runs on it after the
- * commit (rc 0 written, 1 skipped because already written or the job was cancelled, -1 error). */
+ * commit (rc 0 written, 1 skipped because already written or the job was cancelled, -1 error).
+ * done must be quick and must not call a synchronous store write (it would wait for itself).
+ * Writes are committed in the order they were queued, so any synchronous call returns only
+ * after every write queued before it has committed and its done has run. */
 typedef void (*store_done_fn)(void *arg, int rc);
 void store_job_mark_started(store_t *st, const char *id, int64_t at_ms);
 /* The chunk's result blob and its completion mark, in one transaction: a chunk's results
@@ -108,6 +114,12 @@ void store_chunk_deadletter(store_t *st, const char *job_id, uint32_t chunk, con
                             int attempts, store_done_fn done, void *arg);
 /* 0 cancelled, 1 not found, 2 already finished (status in *out). */
 int store_job_cancel(store_t *st, const char *id, store_job_t *out);
+
+/* ---- observations ---- */
+/* Points of one series (NULL/"" = "value") with from_ts <= ts <= to_ts, by time. Caller
+ * frees *ts and *values. 0 ok (n may be 0), -1 error. */
+int store_observations_get(store_t *st, const char *id, const char *series, double from_ts, double to_ts,
+                           double **ts, double **values, size_t *n);
 
 /* ---- results ---- */
 /* Calls fn for each stored chunk blob of the job with chunk index in [from, to]. */
@@ -123,9 +135,11 @@ typedef struct {
     int64_t created_at;
     char reason[256];
 } store_deadletter_t;
+/* Dead letters not yet retried, by id, after after_id. Caller frees *out. */
 int store_deadletters_list(store_t *st, long after_id, int limit, store_deadletter_t **out, size_t *n);
 /* Takes the dead letter back: the chunk is pending again (chunks_dead - 1), the job returns
- * to PROCESSING with finished_at 0. 0 ok (job_id/chunk filled), 1 not found or already retried. */
+ * to PROCESSING with finished_at 0. 0 ok (job_id/chunk filled), 1 not found, already
+ * retried, or its job was cancelled. */
 int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chunk);
 
 /* Counts by status (index job_status_t), for metrics at start. */

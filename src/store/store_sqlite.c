@@ -38,12 +38,12 @@
                  "chunks_dead, successful, failed, created_at, started_at, finished_at, updated_at, exec_ms"
 
 enum {
-    Q_CLOCK_SET, Q_ENT_GET, Q_ENT_UPSERT, Q_ENT_EXISTS, Q_ENT_SET_VERSION, Q_ENT_SET_PROPS, Q_ENT_DELETE,
+    Q_CLOCK_SET, Q_ENT_SET_VERSION_K, Q_ENT_GET, Q_ENT_UPSERT, Q_ENT_EXISTS, Q_ENT_SET_VERSION, Q_ENT_SET_PROPS, Q_ENT_DELETE,
     Q_REL_INSERT, Q_REL_MATCH, Q_REL_DEL_ROWID, Q_REL_NEIGHBOURS, Q_REL_DEL_ENTITY, Q_OBS_UPSERT,
     Q_OBS_DEL_ENTITY, Q_JOB_INSERT, Q_JOB_BY_IDEM, Q_JOB_GET, Q_JOB_LIST, Q_JOB_WORK, Q_JOB_UNFINISHED,
     Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
     Q_CHUNK_LIST, Q_DL_ACTIVE, Q_DL_INSERT, Q_DL_LIST, Q_DL_GET, Q_DL_MARK_RETRIED, Q_DL_DEAD_LIST,
-    Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_COUNT
+    Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_OBS_GET, Q_COUNT
 };
 
 static const char *const SQL[Q_COUNT] = {
@@ -53,6 +53,7 @@ static const char *const SQL[Q_COUNT] = {
                      "ON CONFLICT(id) DO UPDATE SET props = excluded.props, version = excluded.version",
     [Q_ENT_EXISTS] = "SELECT k FROM entities WHERE id = ?1",
     [Q_ENT_SET_VERSION] = "UPDATE entities SET version = ?2 WHERE id = ?1",
+    [Q_ENT_SET_VERSION_K] = "UPDATE entities SET version = ?2 WHERE k = ?1",
     [Q_ENT_SET_PROPS] = "UPDATE entities SET props = ?2, version = ?3 WHERE id = ?1",
     [Q_ENT_DELETE] = "DELETE FROM entities WHERE id = ?1",
     /* relationships refer to entities by their integer key k: small, fast indexes */
@@ -100,6 +101,7 @@ static const char *const SQL[Q_COUNT] = {
     [Q_DL_DEAD_LIST] = "SELECT chunk FROM deadletters WHERE job_id = ?1 AND retried = 0",
     [Q_RESULTS_SCAN] = "SELECT chunk, blob FROM chunk_results WHERE job_id = ?1 AND chunk BETWEEN ?2 AND ?3 ORDER BY chunk",
     [Q_ENT_ALL] = "SELECT id, props, version FROM entities",
+    [Q_OBS_GET] = "SELECT ts, value FROM observations WHERE entity_id = ?1 AND series = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts",
     [Q_REL_ALL] = "SELECT s.id, t.id, r.weight FROM relationships r "
                   "JOIN entities s ON s.k = r.source JOIN entities t ON t.k = r.target",
 };
@@ -150,6 +152,8 @@ static void done_stmt(sqlite3_stmt *s) {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }
+
+static conn_t *conn_open(const char *path, int create, char *err, size_t errlen);
 
 static void conn_close(conn_t *c) {
     if (!c) return;
@@ -204,6 +208,7 @@ typedef struct op {
     json_t **clean;          /* OP_IMPORT_ENT: props without nulls, per row (NULL: use the row's) */
     json_t *merged;          /* OP_PATCH: the full property object */
     const char **touched;    /* entities whose version becomes op->version */
+    int64_t *touched_k;      /* their keys, when known (else NULL) */
     size_t n_touched;
     int touched_owned;       /* strings are the op's (else they point into the rows) */
     removed_rel_t *removed;  /* OP_REL_DELETE */
@@ -225,6 +230,14 @@ struct store {
     int stop;
     pthread_t writer;
     int writer_started;
+
+    /* Checkpoints run on their own thread and connection (PASSIVE: beside the writer), so
+     * a commit never waits for the WAL to be copied into the database file. */
+    pthread_mutex_t ckpt_mu; /* protects ckpt_wanted, ckpt_stop */
+    pthread_cond_t ckpt_cv;
+    int ckpt_wanted, ckpt_stop;
+    pthread_t ckpt;
+    int ckpt_started;
 
     uint64_t groups, ops;    /* write statistics; protected by mu */
 
@@ -333,13 +346,35 @@ static int strset_add_v(strset_t *s, const char *str, int64_t **val) {
 
 static int strset_add(strset_t *s, const char *str) { return strset_add_v(s, str, NULL); }
 
-/* The set's members as the op's touched list (pointers borrowed from the rows). */
-static int touched_from_set(op_t *op, const strset_t *s) {
-    op->touched = malloc((s->n ? s->n : 1) * sizeof *op->touched);
-    if (!op->touched) return -1;
+typedef struct { int64_t k; const char *id; } keyed_id_t;
+
+static int keyed_id_cmp(const void *a, const void *b) {
+    const keyed_id_t *x = a, *y = b;
+    return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* The set's members as the op's touched list (pointers borrowed from the rows); with_keys:
+ * the set's values are entity keys, kept in key order (updates walk the table in order). */
+static int touched_from_set(op_t *op, const strset_t *s, int with_keys) {
+    size_t n = s->n ? s->n : 1;
+    op->touched = malloc(n * sizeof *op->touched);
+    op->touched_k = with_keys ? malloc(n * sizeof *op->touched_k) : NULL;
+    keyed_id_t *tmp = with_keys ? malloc(n * sizeof *tmp) : NULL;
+    if (!op->touched || (with_keys && (!op->touched_k || !tmp))) { free(tmp); return -1; }
     op->n_touched = 0;
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slot[i]) op->touched[op->n_touched++] = s->slot[i];
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->slot[i]) continue;
+        if (tmp) tmp[op->n_touched] = (keyed_id_t){s->val[i], s->slot[i]};
+        op->touched[op->n_touched++] = s->slot[i];
+    }
+    if (tmp) {
+        qsort(tmp, op->n_touched, sizeof *tmp, keyed_id_cmp);
+        for (size_t i = 0; i < op->n_touched; i++) {
+            op->touched[i] = tmp[i].id;
+            op->touched_k[i] = tmp[i].k;
+        }
+        free(tmp);
+    }
     return 0;
 }
 
@@ -355,6 +390,8 @@ static void op_effects_free(op_t *op) {
         for (size_t i = 0; i < op->n_touched; i++) free((char *)op->touched[i]);
     free(op->touched);
     op->touched = NULL;
+    free(op->touched_k);
+    op->touched_k = NULL;
     op->n_touched = 0;
     for (size_t i = 0; i < op->n_removed; i++) { free(op->removed[i].a); free(op->removed[i].b); }
     free(op->removed);
@@ -414,9 +451,10 @@ static int next_version(store_t *st, op_t *op) {
 
 static int set_versions(store_t *st, op_t *op) {
     for (size_t i = 0; i < op->n_touched; i++) {
-        sqlite3_stmt *s = stmt(st->w, Q_ENT_SET_VERSION);
+        sqlite3_stmt *s = stmt(st->w, op->touched_k ? Q_ENT_SET_VERSION_K : Q_ENT_SET_VERSION);
         if (!s) return exec_step(st, op, s);
-        bind_text(s, 1, op->touched[i]);
+        if (op->touched_k) sqlite3_bind_int64(s, 1, op->touched_k[i]);
+        else bind_text(s, 1, op->touched[i]);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)op->version);
         if (exec_step(st, op, s)) return -1;
     }
@@ -457,10 +495,12 @@ static int props_text(store_t *st, op_t *op, const json_t *props) {
 
 static int op_import_entities(store_t *st, op_t *op) {
     const entity_row_t *rows = op->rows;
+    if (op->n == 0) return 0; /* nothing changes, no version taken */
     for (size_t i = 0; i < op->n; i++) {
         const char *p = id_problem(rows[i].entity_id);
         if (p) { row_err(op, rows[i].line, i, "entity_id", "%s", p); return -1; }
-        int hn = props_check(op, rows[i].line, i, rows[i].props);
+        /* no property object: an empty one */
+        int hn = rows[i].props ? props_check(op, rows[i].line, i, rows[i].props) : 1;
         if (hn < 0) return -1;
         if (hn) {
             if (!op->clean && !(op->clean = calloc(op->n, sizeof *op->clean))) { seterr(op->err, op->errlen, "out of memory"); return -1; }
@@ -518,6 +558,7 @@ static int rel_key_cmp(const void *a, const void *b) {
  * source-key order: the source index then grows at its end instead of at random places. */
 static int op_import_relationships(store_t *st, op_t *op) {
     const rel_row_t *rows = op->rows;
+    if (op->n == 0) return 0;
     strset_t seen = {0};
     int rc = -1;
     rel_key_t *keys = malloc((op->n ? op->n : 1) * sizeof *keys);
@@ -543,7 +584,7 @@ static int op_import_relationships(store_t *st, op_t *op) {
         sqlite3_bind_double(s, 4, r->weight);
         if (exec_step(st, op, s)) goto out;
     }
-    if (touched_from_set(op, &seen)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (touched_from_set(op, &seen, 1)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
     if (next_version(st, op) || set_versions(st, op)) goto out;
     rc = 0;
 out:
@@ -554,6 +595,7 @@ out:
 
 static int op_import_observations(store_t *st, op_t *op) {
     const obs_row_t *rows = op->rows;
+    if (op->n == 0) return 0;
     strset_t seen = {0};
     int rc = -1;
     sqlite3_stmt *s = stmt(st->w, Q_OBS_UPSERT);
@@ -572,7 +614,7 @@ static int op_import_observations(store_t *st, op_t *op) {
         sqlite3_bind_double(s, 4, r->value);
         if (exec_step(st, op, s)) goto out;
     }
-    if (touched_from_set(op, &seen)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (touched_from_set(op, &seen, 1)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
     if (next_version(st, op) || set_versions(st, op)) goto out;
     rc = 0;
 out:
@@ -703,7 +745,7 @@ static int op_rel_delete(store_t *st, op_t *op) {
         }
     /* touched points into op->removed, which lives as long as the op's effects */
     if (op->n_removed) {
-        if (touched_from_set(op, &seen)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+        if (touched_from_set(op, &seen, 0)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
         if (next_version(st, op) || set_versions(st, op)) goto out;
     }
     op->len = op->n_removed; /* the count outlives the effects */
@@ -1035,6 +1077,43 @@ static void run_group(store_t *st, op_t *ops) {
     pthread_mutex_unlock(&st->mu);
 }
 
+#define CKPT_PAGES 4000 /* WAL pages (of 4 KiB) that trigger a checkpoint */
+
+/* sqlite3_wal_hook: runs on the writer after each commit (replaces the auto-checkpoint). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
+    (void)db;
+    (void)name;
+    store_t *st = arg;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&st->ckpt_mu);
+        st->ckpt_wanted = 1;
+        pthread_cond_signal(&st->ckpt_cv);
+        pthread_mutex_unlock(&st->ckpt_mu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg) {
+    store_t *st = arg;
+    char err[256];
+    conn_t *c = conn_open(st->path, 0, err, sizeof err);
+    if (!c) LOG_E("store: checkpointer cannot open the database", "err=\"%s\"", err);
+    pthread_mutex_lock(&st->ckpt_mu);
+    for (;;) {
+        while (!st->ckpt_wanted && !st->ckpt_stop) pthread_cond_wait(&st->ckpt_cv, &st->ckpt_mu);
+        if (st->ckpt_stop) break;
+        st->ckpt_wanted = 0;
+        pthread_mutex_unlock(&st->ckpt_mu);
+        int log_pages = 0, done_pages = 0;
+        if (c && sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages) != SQLITE_OK)
+            LOG_W("store: checkpoint failed", "err=\"%s\"", sqlite3_errmsg(c->db));
+        pthread_mutex_lock(&st->ckpt_mu);
+    }
+    pthread_mutex_unlock(&st->ckpt_mu);
+    conn_close(c);
+    return NULL;
+}
+
 static void *writer_main(void *arg) {
     store_t *st = arg;
     for (;;) {
@@ -1130,6 +1209,8 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     pthread_cond_init(&st->cv, NULL);
     pthread_cond_init(&st->done_cv, NULL);
     pthread_mutex_init(&st->pool_mu, NULL);
+    pthread_mutex_init(&st->ckpt_mu, NULL);
+    pthread_cond_init(&st->ckpt_cv, NULL);
     const char *dir = cfg->data_dir[0] ? cfg->data_dir : ".";
     if (mkdir_p(dir)) { seterr(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno)); goto fail; }
     snprintf(st->path, sizeof st->path, "%s/predictd.db", dir);
@@ -1150,7 +1231,7 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     sqlite3_finalize(s);
     if (uv > SCHEMA_VERSION) { seterr(err, errlen, "%s has schema version %d; this predictd knows up to %d", st->path, uv, SCHEMA_VERSION); goto fail; }
     char pragmas[256];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;", sync_sql);
+    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;", sync_sql);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     if (sqlite3_exec(db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK ||
@@ -1160,6 +1241,9 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     }
     st->clock = load_clock(db);
     if (buf_reserve(&st->scratch, 4096)) { seterr(err, errlen, "out of memory"); goto fail; }
+    sqlite3_wal_hook(db, wal_hook, st);
+    if (pthread_create(&st->ckpt, NULL, ckpt_main, st) == 0) st->ckpt_started = 1;
+    else sqlite3_wal_autocheckpoint(db, 1000); /* no thread: let commits checkpoint */
     if (pthread_create(&st->writer, NULL, writer_main, st)) { seterr(err, errlen, "cannot start the writer thread"); goto fail; }
     st->writer_started = 1;
     *out = st;
@@ -1181,6 +1265,13 @@ void store_close(store_t *st) {
         pthread_mutex_unlock(&st->mu);
         pthread_join(st->writer, NULL);
     }
+    if (st->ckpt_started) {
+        pthread_mutex_lock(&st->ckpt_mu);
+        st->ckpt_stop = 1;
+        pthread_cond_signal(&st->ckpt_cv);
+        pthread_mutex_unlock(&st->ckpt_mu);
+        pthread_join(st->ckpt, NULL);
+    }
     while (st->pool) {
         conn_t *c = st->pool;
         st->pool = c->next;
@@ -1192,6 +1283,8 @@ void store_close(store_t *st) {
     pthread_cond_destroy(&st->cv);
     pthread_cond_destroy(&st->done_cv);
     pthread_mutex_destroy(&st->pool_mu);
+    pthread_mutex_destroy(&st->ckpt_mu);
+    pthread_cond_destroy(&st->ckpt_cv);
     free(st);
 }
 
@@ -1510,6 +1603,40 @@ int store_deadletters_list(store_t *st, long after_id, int limit, store_deadlett
     READ_END();
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) { free(d); return -1; }
     *out = d;
+    *n = k;
+    return 0;
+}
+
+int store_observations_get(store_t *st, const char *id, const char *series, double from_ts, double to_ts,
+                           double **ts, double **values, size_t *n) {
+    *ts = *values = NULL;
+    *n = 0;
+    READ_BEGIN(Q_OBS_GET);
+    bind_text(s, 1, id);
+    bind_text(s, 2, series && series[0] ? series : "value");
+    sqlite3_bind_double(s, 3, from_ts);
+    sqlite3_bind_double(s, 4, to_ts);
+    size_t cap = 0, k = 0;
+    double *t = NULL, *v = NULL;
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 256;
+            double *t2 = realloc(t, cap * sizeof *t2);
+            if (t2) t = t2;
+            double *v2 = realloc(v, cap * sizeof *v2);
+            if (v2) v = v2;
+            if (!t2 || !v2) { ret = -1; break; }
+        }
+        t[k] = sqlite3_column_double(s, 0);
+        v[k] = sqlite3_column_double(s, 1);
+        k++;
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) ret = -1;
+    READ_END();
+    if (ret) { free(t); free(v); return -1; }
+    *ts = t;
+    *values = v;
     *n = k;
     return 0;
 }

@@ -496,8 +496,11 @@ class Suite:
                 failed += 1
                 print("FAIL %s.%s (%.1fs)" % (self.name, fn.__name__, time.time() - t0), flush=True)
                 tb = traceback.format_exc()
-                if isinstance(e, TestFailure):
-                    tb = "".join(traceback.format_tb(e.__traceback__)[-2:]) + str(e)
+                if isinstance(e, TestFailure):  # where in the test, then the message
+                    frames = [f for f in traceback.extract_tb(e.__traceback__)
+                              if os.path.basename(f.filename) != "helper.py"]
+                    where = "%s:%d" % (os.path.basename(frames[-1].filename), frames[-1].lineno) if frames else "?"
+                    tb = "at %s: %s" % (where, e)
                 for line in tb.rstrip().splitlines()[-14:]:
                     print("    " + line, flush=True)
         print("%d passed, %d failed" % (passed, failed), flush=True)

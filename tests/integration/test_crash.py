@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helper import (SLOW, Client, Server, Suite, check_job_results, eq, fail, load_graph, ok,  # noqa: E402
                     random_graph)
@@ -59,8 +60,17 @@ class Submitter(threading.Thread):
 
 @suite.test
 def test_kill9_while_submitting_loses_and_duplicates_nothing():
+    crash_cycles(sigterm=False)
+
+
+@suite.test
+def test_sigterm_while_submitting_loses_and_duplicates_nothing():
+    crash_cycles(sigterm=True)
+
+
+def crash_cycles(sigterm):
     print("    seed %d (PREDICTD_CRASH_SEED to repeat)" % SEED, flush=True)
-    rng = random.Random(SEED)
+    rng = random.Random(SEED + (1 if sigterm else 0))
     t_start = time.time()
     env = {"PREDICTD_JOBS_CHUNK_SIZE": "50", "PREDICTD_JOBS_LEASE_MS": "2000"}
     s = Server(env=env)
@@ -76,7 +86,7 @@ def test_kill9_while_submitting_loses_and_duplicates_nothing():
         for t in threads:
             t.start()
         idem = []  # (key, job_id, ids) submitted before a crash
-        crashes = rng.randint(3, 5)
+        crashes = rng.randint(2, 3) if sigterm else rng.randint(3, 5)
         for n in range(crashes):
             time.sleep(rng.uniform(0.3, 1.5))
             key = "crash-%d-%d" % (SEED, n)
@@ -87,7 +97,11 @@ def test_kill9_while_submitting_loses_and_duplicates_nothing():
             except Exception as e:  # noqa: BLE001 -- must not happen: the server is up here
                 fail("idempotent submission before crash %d failed: %s" % (n, e))
             time.sleep(rng.uniform(0.0, 0.5))
-            s.kill9()
+            if sigterm:
+                rc = s.terminate(timeout=30)
+                eq(rc, 0, "exit status after SIGTERM %d (log:\n%s)" % (n, s.log_tail()))
+            else:
+                s.kill9()
             c.close()
             port = s.port
             try:

@@ -5,6 +5,7 @@ import random
 import sys
 import time
 
+sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helper import (SLOW, Server, Suite, check_job_results, eq, fail, load_graph, ok,  # noqa: E402
                     random_graph)

@@ -1,5 +1,6 @@
 /* CSV import: RFC 4180 quoting, typed entity properties, column order by header name,
  * timestamps, and bad rows reported by line number with nothing returned. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,6 +202,47 @@ static void test_observations_bad_rows(void) {
     buf_free(&errs);
 }
 
+/* Random inputs from CSV's own alphabet: the parser never crashes (the sanitizer build
+ * checks every access) and a successful parse returns only well-formed rows. */
+static void test_random_inputs_are_safe(void) {
+    static const char alphabet[] = "ab,\"\r\n1.e-+:TZ \xc3\xa9";
+    static const char *const headers[] = {"entity_id,x\n", "source,target,weight,type\n",
+                                          "entity_id,timestamp,value,series\n"};
+    uint64_t rng = 0x9E3779B97F4A7C15ull;
+    char data[256];
+    for (int iter = 0; iter < 3000; iter++) {
+        int kind = iter % 3;
+        size_t hl = strlen(headers[kind]);
+        memcpy(data, headers[kind], hl);
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        size_t len = hl + (size_t)(rng % 120);
+        for (size_t i = hl; i < len; i++) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+            data[i] = alphabet[rng % (sizeof alphabet - 1)];
+        }
+        buf_t errs = {0};
+        long n;
+        if (kind == 0) {
+            entity_row_t *rows;
+            n = csv_parse_entities(data, len, &rows, &errs, 3);
+            for (long i = 0; i < n; i++) ASSERT_TRUE(rows[i].entity_id[0] && json_is_object(rows[i].props));
+            entity_rows_free(rows, n > 0 ? (size_t)n : 0);
+        } else if (kind == 1) {
+            rel_row_t *rows;
+            n = csv_parse_relationships(data, len, &rows, &errs, 3);
+            for (long i = 0; i < n; i++) ASSERT_TRUE(rows[i].source[0] && rows[i].target[0] && isfinite(rows[i].weight));
+            rel_rows_free(rows, n > 0 ? (size_t)n : 0);
+        } else {
+            obs_row_t *rows;
+            n = csv_parse_observations(data, len, &rows, &errs, 3);
+            for (long i = 0; i < n; i++) ASSERT_TRUE(isfinite(rows[i].ts) && isfinite(rows[i].value) && rows[i].series[0]);
+            obs_rows_free(rows, n > 0 ? (size_t)n : 0);
+        }
+        ASSERT_TRUE(n >= 0 || (errs.len > 0 && !strncmp(errs.data, "line ", 5)));
+        buf_free(&errs);
+    }
+}
+
 static void test_kind_parse(void) {
     csv_kind_t k;
     ASSERT_EQ_INT(csv_kind_parse("relationships", &k), 0);
@@ -219,6 +261,7 @@ int main(void) {
         TEST_CASE(test_relationships_bad_rows),
         TEST_CASE(test_observations_timestamps),
         TEST_CASE(test_observations_bad_rows),
+        TEST_CASE(test_random_inputs_are_safe),
         TEST_CASE(test_kind_parse),
     };
     return test_main("csv", cases, (int)(sizeof cases / sizeof cases[0]));

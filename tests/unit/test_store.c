@@ -268,12 +268,32 @@ static void test_delete_cascades(void) {
     char err[256] = "";
     ASSERT_EQ_INT(store_import_observations(st, &ob, 1, err, sizeof err), 0); /* v4: B */
     ASSERT_EQ_INT(s_version(st, "B"), 4);
+    obs_row_t more[3] = {{0, "B", "value", 50.0, 1.0}, {0, "B", "value", 100.0, 8.0}, {0, "B", "temp", 60.0, 9.0}};
+    ASSERT_EQ_INT(store_import_observations(st, more, 3, err, sizeof err), 0);  /* v5: B */
+    double *ts, *vals;
+    size_t n;
+    ASSERT_EQ_INT(store_observations_get(st, "B", NULL, 0, 1e9, &ts, &vals, &n), 0);
+    ASSERT_EQ_INT(n, 2); /* ts 100 replaced, not added; "temp" is another series */
+    ASSERT_NEAR(ts[0], 50.0, 0);
+    ASSERT_NEAR(vals[0], 1.0, 0);
+    ASSERT_NEAR(ts[1], 100.0, 0);
+    ASSERT_NEAR(vals[1], 8.0, 0);
+    free(ts);
+    free(vals);
+    ASSERT_EQ_INT(store_observations_get(st, "B", "temp", 0, 59.5, &ts, &vals, &n), 0);
+    ASSERT_EQ_INT(n, 0);
+    free(ts);
+    free(vals);
     ASSERT_EQ_INT(s_version(st, "A"), 2);
-    ASSERT_EQ_INT(store_entity_delete(st, "B", err, sizeof err), 0);           /* v5: A, C */
+    ASSERT_EQ_INT(store_entity_delete(st, "B", err, sizeof err), 0);           /* v6: A, C */
     ASSERT_EQ_INT(store_entity_get(st, "B", NULL, NULL), 1);
-    ASSERT_EQ_INT(s_version(st, "A"), 5);
-    ASSERT_EQ_INT(s_version(st, "C"), 5);
-    ASSERT_EQ_INT(g_version(g, "C"), 5);
+    ASSERT_EQ_INT(s_version(st, "A"), 6);
+    ASSERT_EQ_INT(s_version(st, "C"), 6);
+    ASSERT_EQ_INT(g_version(g, "C"), 6);
+    ASSERT_EQ_INT(store_observations_get(st, "B", NULL, 0, 1e9, &ts, &vals, &n), 0);
+    ASSERT_EQ_INT(n, 0);
+    free(ts);
+    free(vals);
     ASSERT_TRUE(graph_find(g, "B") < 0);
     ASSERT_EQ_INT(g->edges, 0);
     ASSERT_EQ_INT(g->adj[graph_find(g, "A")].n, 0);
@@ -282,7 +302,7 @@ static void test_delete_cascades(void) {
     entity_row_t r = {0, "B", json_object()};
     ASSERT_EQ_INT(store_import_entities(st, &r, 1, err, sizeof err), 0);
     json_decref(r.props);
-    ASSERT_EQ_INT(s_version(st, "B"), 6);
+    ASSERT_EQ_INT(s_version(st, "B"), 7);
     rel_row_t all = {0, "A", "B", 0, NULL};
     long deleted = -1;
     ASSERT_EQ_INT(store_relationships_delete(st, &all, 1, 0, &deleted, err, sizeof err), 0);
@@ -650,6 +670,41 @@ static void test_group_commit_concurrent_inserts(void) {
     cleanup(st, NULL);
 }
 
+/* Ops that fail inside a group roll back alone: the others in the same commit stand. */
+static void test_failed_op_rolls_back_alone(void) {
+    graph_t *g;
+    store_t *st = open_fresh(&g);
+    ASSERT_TRUE(st);
+    ASSERT_EQ_INT(import_abc(st), 0);
+    ASSERT_EQ_INT(new_job(st, "JOB-1", 2, NULL, NULL), 0);
+    ASSERT_EQ_INT(new_job(st, "JOB-2", 2, NULL, NULL), 0);
+    uint64_t g0, o0, g1, o1;
+    store_write_stats(st, &g0, &o0);
+    cb_t a = {0, 9}, b = {0, 9}, c = {0, 9};
+    store_chunk_commit(st, "JOB-1", 0, "r0", 2, 2, 0, 1, slow_done, NULL); /* holds the writer */
+    store_chunk_commit(st, "JOB-1", 1, "r1", 2, 2, 0, 1, on_done, &a);
+    store_chunk_commit(st, "JOB-X", 0, "zz", 2, 2, 0, 1, on_done, &b);      /* unknown job */
+    store_chunk_deadletter(st, "JOB-2", 5, "x", 1, on_done, &c);            /* no chunk 5 */
+    rel_row_t rows[2] = {{2, "A", "B", 1.0, ""}, {3, "A", "Z", 1.0, ""}};
+    char err[256] = "";
+    ASSERT_EQ_INT(store_import_relationships(st, rows, 2, err, sizeof err), -1);
+    ASSERT_EQ_STR(err, "line 3: target 'Z' does not exist");
+    store_write_stats(st, &g1, &o1);
+    ASSERT_TRUE(g1 - g0 <= 2); /* a, b, c and the import were committed together */
+    ASSERT_EQ_INT(o1 - o0, 5);
+    ASSERT_EQ_INT(a.rc, 0);
+    ASSERT_EQ_INT(b.rc, -1);
+    ASSERT_EQ_INT(c.rc, -1);
+    store_job_t j;
+    ASSERT_EQ_INT(store_job_get(st, "JOB-1", &j), 0);
+    ASSERT_EQ_INT(j.status, JOB_COMPLETED);
+    ASSERT_EQ_INT(j.chunks_done, 2);
+    ASSERT_EQ_INT(j.chunks_dead, 0);
+    ASSERT_EQ_INT(g->edges, 0);
+    ASSERT_EQ_INT(s_version(st, "A"), 1);
+    cleanup(st, g);
+}
+
 int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(test_import_and_get),
@@ -663,6 +718,7 @@ int main(void) {
         TEST_CASE(test_cancel),
         TEST_CASE(test_persists_across_reopen),
         TEST_CASE(test_group_commit_concurrent_inserts),
+        TEST_CASE(test_failed_op_rolls_back_alone),
     };
     return test_main("store", cases, (int)(sizeof cases / sizeof cases[0]));
 }

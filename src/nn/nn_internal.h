@@ -1,0 +1,159 @@
+/* Internal structures of the nn engine, shared by the loader, the planner and the kernels. */
+#ifndef PREDICTD_NN_INTERNAL_H
+#define PREDICTD_NN_INTERNAL_H
+
+#include "nn/nn.h"
+#include "onnx.pb-c.h"
+
+#include <stdarg.h>
+
+/* A named value of the graph: a graph input, an initializer or a node output. */
+typedef struct {
+    char *name;          /* points into the protobuf tree */
+    int is_input;        /* a runtime graph input */
+    int has_info;        /* dtype/dims known from the graph's value infos */
+    nn_tensor_t info;    /* declared type (dims -1 = symbolic) */
+    int is_init;         /* initializer or Constant-free data: init holds it */
+    nn_tensor_t init;    /* owned data */
+    int producer;        /* node index, -1 if none */
+} nn_value_t;
+
+typedef struct {
+    const Onnx__NodeProto *proto;
+    const char *op;
+    const char *name;
+    int op_id;           /* index in the op table */
+    int n_in, n_out;
+    int *in;             /* value ids; -1 for an empty (absent optional) input */
+    int *out;            /* value ids; -1 for an unused optional output */
+} nn_node_t;
+
+struct nn_model {
+    Onnx__ModelProto *proto;
+    int64_t opset;
+    nn_value_t *values;
+    int n_values;
+    nn_node_t *nodes;
+    int n_nodes;
+    int *order;          /* topological order of the nodes */
+    int *inputs, n_inputs;
+    int *outputs, n_outputs;
+};
+
+/* A value inside a plan: shape, and where its data lives. */
+typedef struct {
+    int dtype;
+    int ndim;
+    int64_t dims[NN_MAX_DIMS];
+    int64_t numel;
+    void *data;          /* constant data, or arena + offset once the arena exists */
+    int is_const;        /* known at plan time (initializer or folded) */
+    void *owned;         /* plan-owned constant data */
+    int in_arena;
+    size_t bytes, offset;
+    int first, last;     /* steps that write first / read last (liveness) */
+} nn_val_t;
+
+typedef struct nn_pool nn_pool_t;
+
+typedef struct {
+    nn_pool_t *pool;
+    int threads;
+    int reference;
+    int dropout_mode;    /* 0: identity, 1: one pass (pass index below), 2: passes stacked */
+    uint64_t seed;
+    int pass;
+} nn_exec_t;
+
+typedef struct nn_step nn_step_t;
+
+typedef struct {
+    const char *name;
+    /* Checks inputs, sets the outputs' dtype and dims, fills the step's params; may pack
+     * constant weights (step->packed) and ask for scratch (step->scratch_bytes). */
+    int (*infer)(nn_step_t *s, char *err, size_t errlen);
+    int (*run)(nn_exec_t *ex, nn_step_t *s);
+} nn_op_t;
+
+struct nn_step {
+    const nn_node_t *node;
+    const nn_op_t *op;
+    int node_index;
+    int64_t opset;
+    int n_in, n_out;
+    nn_val_t **in;       /* NULL entries for absent optional inputs */
+    nn_val_t **out;      /* NULL entries for unused optional outputs (kernels skip them) */
+    int64_t ip[64];      /* op parameters computed at plan time */
+    double fp[8];
+    void *packed;        /* plan-owned packed weights */
+    size_t scratch_bytes;
+    void *scratch;       /* arena scratch, live during this step only */
+    nn_val_t scratch_val;
+    /* For Dropout in stacked MC mode: data viewed as [outer, passes, bax, inner]. */
+    int64_t mc_outer, mc_bax, mc_inner;
+    int mc_passes;
+    int is_tile;         /* a plan-inserted step: repeat in[0] passes times on its batch axis */
+};
+
+extern const nn_op_t nn_ops[];
+extern const int nn_n_ops;
+int nn_op_find(const char *name);
+
+/* errors */
+int nn_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* attributes of a node */
+const Onnx__AttributeProto *nn_attr(const nn_node_t *n, const char *name);
+int64_t nn_attr_i(const nn_node_t *n, const char *name, int64_t def);
+float nn_attr_f(const nn_node_t *n, const char *name, float def);
+const int64_t *nn_attr_ints(const nn_node_t *n, const char *name, int *count);
+const float *nn_attr_floats(const nn_node_t *n, const char *name, int *count);
+/* string attribute copied into buf; returns 0 if absent (buf = def) */
+int nn_attr_s(const nn_node_t *n, const char *name, char *buf, size_t len, const char *def);
+
+int nn_tensor_from_proto(const Onnx__TensorProto *tp, nn_tensor_t *out, char *err, size_t errlen);
+
+/* values */
+static inline int64_t nn_numel(int ndim, const int64_t *dims) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= dims[i];
+    return n;
+}
+void nn_val_set_shape(nn_val_t *v, int dtype, int ndim, const int64_t *dims);
+/* Reads element i of an integer-typed (int32/int64) value as int64. */
+int64_t nn_val_geti(const nn_val_t *v, int64_t i);
+double nn_val_getf(const nn_val_t *v, int64_t i);
+
+/* dense products: C[M,N] = alpha * op(A) op(B) + beta * C, row-major; OpenBLAS or the
+ * plain loop (ex->reference). Runs on the calling thread. */
+void nn_gemm(const nn_exec_t *ex, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+             float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+             float beta, float *C, int64_t ldc);
+
+/* thread pool: fn(arg, ith, nth) for ith in [0, nth), the caller runs ith 0 */
+nn_pool_t *nn_pool_create(int threads);
+void nn_pool_free(nn_pool_t *p);
+void nn_pool_run(nn_pool_t *p, void (*fn)(void *arg, int ith, int nth), void *arg);
+int nn_pool_threads(const nn_pool_t *p);
+static inline void nn_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    *lo = n * ith / nth;
+    *hi = n * (ith + 1) / nth;
+}
+
+/* The dropout mask: counter-based, so that a pass's mask does not depend on how passes
+ * are laid out in memory. keep = u >= ratio with u uniform in [0, 1). */
+static inline uint64_t nn_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+static inline uint64_t nn_mask_stream(uint64_t seed, int node, int pass) {
+    return nn_mix64(nn_mix64(seed ^ nn_mix64((uint64_t)node + 1)) ^ ((uint64_t)pass * 0xd1b54a32d192ed03ULL));
+}
+static inline double nn_mask_uniform(uint64_t stream, int64_t idx) {
+    return (double)(nn_mix64(stream ^ nn_mix64((uint64_t)idx)) >> 11) * 0x1.0p-53;
+}
+
+#endif
