@@ -652,7 +652,6 @@ static int api_run_job(conn_t *c, phase_t *p, const char *body, size_t len, int 
 
 typedef struct {
     phase_t *p;
-    int index;
     conn_t conn;
     sampler_t sampler;
     samples_t lat, lat2; /* phase-specific meaning */
@@ -708,7 +707,6 @@ static worker_t *workers_new(phase_t *p, int n, uint64_t seed) {
         return NULL;
     for (int i = 0; i < n; i++) {
         w[i].p = p;
-        w[i].index = i;
         if (conn_open(&w[i].conn, p->o) ||
             sampler_init(&w[i].sampler, p->o->entities, seed * 1000003ULL + (uint64_t)i)) {
             phase_fail(p, "out of memory");

@@ -52,6 +52,16 @@ def main():
     cN = f"clients_{clients}"
 
     # (label, peer value, predictd value, "lower"/"higher" is better, goal factor or None)
+    def per_job(d, s):
+        """CPU over the load run / jobs submitted in it: 4 warm-up, the submit phase, sustained
+        jobs counted (+ at most one in flight per client), e2e runs, 1 + 2 x --jobs cache repeats."""
+        n = [get(d, "submit", "latency", "n"), get(d, "sustained", "jobs_completed"),
+             get(d, "e2e", "latency", "n"), get(d, "cache", "clients_1", "post", "n"),
+             get(d, "cache", cN, "post", "n")]
+        if s is None or None in n:
+            return None
+        return s["cpu_s_during_load"] * 1000 / (4 + sum(n) + 1)
+
     def load(s):
         return None if s is None or "loadavg_before" not in s else f"{s['loadavg_before']:.2f} / {s['loadavg_after']:.2f}"
 
@@ -78,6 +88,7 @@ def main():
         ("RSS after the run, all processes (MiB)", stack(peer_s, "rss_kb", 1 / 1024), stack(pd_s, "rss_kb", 1 / 1024), "lower", None),
         ("peak RSS, all processes (MiB)", stack(peer_s, "hwm_kb", 1 / 1024), stack(pd_s, "hwm_kb", 1 / 1024), "lower", None),
         ("server CPU s during the load run", stack(peer_s, "cpu_s_during_load"), stack(pd_s, "cpu_s_during_load"), "lower", None),
+        ("server CPU ms per job submitted in the load run", per_job(peer, peer_s), per_job(pd, pd_s), "lower", None),
         ("loadgen CPU s (the C generator)", get(peer, "loadgen", "cpu_s"), get(pd, "loadgen", "cpu_s"), "info", None),
         ("machine load average (1 min) before / after its run", load(peer_s), load(pd_s), "info", None),
     ]

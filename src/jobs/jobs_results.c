@@ -166,14 +166,14 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
     long end_e = off + limit < n_ent ? off + limit : n_ent;
     scan_t sc = {0};
     job_work_t *work = NULL;
-    long dead_entities = 0; /* dead chunks', and a cancelled job's never-run ones */
+    long dead_entities = 0; /* a cancelled job's never-run ones (the store counts dead chunks') */
     int rc = 0;
     if (!settled || store_job_settled_chunks(j->st, job.id, settled, job.n_chunks) != 0) {
         rc = -2;
         goto done;
     }
     for (long c = 0; c < job.n_chunks; c++) {
-        if (settled[c] != 2 && !(settled[c] == 0 && job.status == JOB_CANCELLED)) continue;
+        if (!(settled[c] == 0 && job.status == JOB_CANCELLED)) continue;
         long size = n_ent - c * cs < cs ? n_ent - c * cs : cs;
         dead_entities += size;
     }

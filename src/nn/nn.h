@@ -72,7 +72,8 @@ int nn_model_n_nodes(const nn_model_t *m);
 const char *nn_model_node_op(const nn_model_t *m, int i);
 int nn_model_n_dropouts(const nn_model_t *m);
 int nn_op_supported(const char *op_type);             /* 1 if the engine runs this op */
-const char *const *nn_supported_ops(int *n);
+int nn_n_supported_ops(void);
+const char *nn_supported_op(int i);                   /* i < nn_n_supported_ops() */
 
 typedef struct nn_plan nn_plan_t;
 
@@ -97,6 +98,17 @@ void nn_plan_output_info(const nn_plan_t *p, int i, nn_tensor_t *info);
 void nn_plan_input_info(const nn_plan_t *p, int i, nn_tensor_t *info);
 size_t nn_plan_arena_bytes(const nn_plan_t *p);
 
+/* What planning made of the graph (for `model check` and tests). */
+typedef struct {
+    int steps;            /* kernels run per nn_run / nn_run_mc */
+    int shared_steps;     /* MC plans: steps run once per batch (no Dropout reaches them) */
+    int stacked_steps;    /* MC plans: steps run on the passes stacked along the batch axis */
+    int tiles;            /* MC plans: values repeated from the shared part into the stacked one */
+    size_t arena_bytes;   /* the one arena, buffers reused by liveness */
+    size_t value_bytes;   /* what the same values would take without reuse */
+} nn_plan_stats_t;
+void nn_plan_stats(const nn_plan_t *p, nn_plan_stats_t *st);
+
 /* Inference (Dropout is the identity). inputs[i]: contiguous data of model input i with the
  * planned shape (NULL for inputs fixed at plan time); outputs[i]: a caller buffer of the
  * planned size. Plan must have mc_passes == 0. */
@@ -114,7 +126,13 @@ typedef struct {
 
 /* Monte Carlo dropout: mc_passes passes, masks drawn from `seed` (the same masks as
  * nn_run_pass(seed, 0..passes-1)). The part of the graph no Dropout reaches is computed
- * once; the rest runs once with the passes stacked along the batch axis. Outputs must be
+ * once; the rest runs once with the passes stacked along the batch axis: the plan is
+ * inferred at batch passes*B as well, and a value's batch axis is the one axis that grows
+ * passes times (planning fails with NN_ERR_UNSUPPORTED where there is none, e.g. a Dropout
+ * on a value that mixes rows). Assumed, not checked: no op after a Dropout merges the batch
+ * axis with another axis of size > 1 (a Reshape [T, B, H] -> [T*B, H] would reorder rows).
+ * Mask of pass q, Dropout node n, element i of that pass's tensor: keep when
+ * u(seed, n, q, i) >= ratio, u a counter-based uniform (see nn_internal.h). Outputs must be
  * float. std is the population standard deviation (divide by passes); quantiles use
  * linear interpolation between order statistics (numpy's default): q-th quantile of the
  * sorted x[0..n-1] is x[f] + (h - f) * (x[f+1] - x[f]) with h = (n - 1) q, f = floor(h). */

@@ -89,7 +89,7 @@ int nn_attr_s(const nn_node_t *n, const char *name, char *buf, size_t len, const
         return 0;
     }
     size_t k = a->s.len < len - 1 ? a->s.len : len - 1;
-    memcpy(buf, a->s.data, k);
+    if (k) memcpy(buf, a->s.data, k);
     buf[k] = 0;
     return 1;
 }
@@ -125,23 +125,23 @@ int nn_tensor_from_proto(const Onnx__TensorProto *tp, nn_tensor_t *out, char *er
     if (tp->has_raw_data) {
         have = tp->raw_data.len / es;
         if (tp->raw_data.len != bytes) goto size_fail;
-        memcpy(data, tp->raw_data.data, bytes);   /* little-endian host assumed (x86-64, arm64) */
+        if (bytes) memcpy(data, tp->raw_data.data, bytes);   /* little-endian host assumed (x86-64, arm64) */
     } else {
         switch (dtype) {
         case NN_FLOAT:
             have = tp->n_float_data;
             if (have != (size_t)n) goto size_fail;
-            memcpy(data, tp->float_data, bytes);
+            if (bytes) memcpy(data, tp->float_data, bytes);
             break;
         case NN_DOUBLE:
             have = tp->n_double_data;
             if (have != (size_t)n) goto size_fail;
-            memcpy(data, tp->double_data, bytes);
+            if (bytes) memcpy(data, tp->double_data, bytes);
             break;
         case NN_INT64:
             have = tp->n_int64_data;
             if (have != (size_t)n) goto size_fail;
-            memcpy(data, tp->int64_data, bytes);
+            if (bytes) memcpy(data, tp->int64_data, bytes);
             break;
         default: /* int32, bool, uint8, int8 live in int32_data */
             have = tp->n_int32_data;
@@ -298,6 +298,7 @@ static int build(nn_model_t *m, char *err, size_t errlen) {
         m->inputs[m->n_inputs++] = id;
     }
     /* node outputs */
+    m->n_nodes = (int)g->n_node;   /* nodes are zeroed: a failure below frees what exists */
     for (size_t i = 0; i < g->n_node; i++) {
         const Onnx__NodeProto *np = g->node[i];
         nn_node_t *n = &m->nodes[i];
@@ -324,7 +325,6 @@ static int build(nn_model_t *m, char *err, size_t errlen) {
             n->out[k] = id;
         }
     }
-    m->n_nodes = (int)g->n_node;
     /* node inputs */
     for (int i = 0; i < m->n_nodes; i++) {
         nn_node_t *n = &m->nodes[i];

@@ -22,6 +22,34 @@ int nn_const_ints(const nn_val_t *v, int64_t *buf, int max) {
     return (int)v->numel;
 }
 
+/* ---- vectorizable exp, sigmoid, tanh (see nn_ops.h) ---- */
+
+static inline float expf_fast(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round to nearest */
+    float r = x - kf * 0.693145751953125f - kf * 1.42860682030941723e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)kf + 127) * (1 << 23);
+    float s;
+    memcpy(&s, &bits, sizeof s);
+    return p * s;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define NN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define NN_CLONES
+#endif
+
+NN_CLONES void nn_vsigmoid(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf_fast(-x[i]));
+}
+
+NN_CLONES void nn_vtanh(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = 2.0f / (1.0f + expf_fast(-2.0f * x[i])) - 1.0f;
+}
+
 /* ---- Identity, activations ---- */
 
 static int infer_same(nn_step_t *s, char *err, size_t errlen) {
@@ -62,17 +90,17 @@ static int run_leaky(nn_exec_t *ex, nn_step_t *s) {
 }
 
 static int run_tanh(nn_exec_t *ex, nn_step_t *s) {
-    (void)ex;
     const float *x = s->in[0]->data;
     float *y = s->out[0]->data;
+    if (!ex->reference) { nn_vtanh(y, x, s->in[0]->numel); return 0; }
     for (int64_t i = 0; i < s->in[0]->numel; i++) y[i] = tanhf(x[i]);
     return 0;
 }
 
 static int run_sigmoid(nn_exec_t *ex, nn_step_t *s) {
-    (void)ex;
     const float *x = s->in[0]->data;
     float *y = s->out[0]->data;
+    if (!ex->reference) { nn_vsigmoid(y, x, s->in[0]->numel); return 0; }
     for (int64_t i = 0; i < s->in[0]->numel; i++) y[i] = nn_sigmoidf(x[i]);
     return 0;
 }
@@ -85,8 +113,8 @@ static int infer_dropout(nn_step_t *s, char *err, size_t errlen) {
     double ratio = 0.5;
     if (s->opset >= 12) {
         if (s->n_in > 1 && s->in[1]) {
-            if (!s->in[1]->is_const || s->in[1]->numel != 1) FAIL(NN_ERR_UNSUPPORTED, "ratio must be a constant scalar");
-            ratio = nn_val_getf(s->in[1], 0);
+            if (s->in[1]->numel != 1 || (s->in[1]->dtype != NN_FLOAT && s->in[1]->dtype != NN_DOUBLE)) FAIL(NN_ERR_INVALID, "ratio must be a float scalar");
+            ratio = s->in[1]->is_const ? nn_val_getf(s->in[1], 0) : -1;   /* -1: read at run time */
         }
         if (s->n_in > 2 && s->in[2]) {
             if (!s->in[2]->is_const || s->in[2]->numel != 1) FAIL(NN_ERR_UNSUPPORTED, "training_mode must be a constant scalar");
@@ -96,7 +124,7 @@ static int infer_dropout(nn_step_t *s, char *err, size_t errlen) {
         ratio = nn_attr_f(s->node, "ratio", 0.5f);
         if (nn_attr_i(s->node, "is_test", 1) == 0 && s->opset < 7) FAIL(NN_ERR_UNSUPPORTED, "is_test=0 unsupported");
     }
-    if (!(ratio >= 0 && ratio < 1)) FAIL(NN_ERR_INVALID, "ratio %g outside [0, 1)", ratio);
+    if (!(ratio >= 0 && ratio < 1) && ratio != -1) FAIL(NN_ERR_INVALID, "ratio %g outside [0, 1)", ratio);
     s->fp[0] = ratio;
     if (s->n_out > 1) nn_val_set_shape(s->out[1], NN_BOOL, s->in[0]->ndim, s->in[0]->dims);
     return 0;
@@ -116,7 +144,8 @@ static int run_dropout(nn_exec_t *ex, nn_step_t *s) {
     if (x->dtype != NN_FLOAT) return NN_ERR_UNSUPPORTED;
     const float *in = x->data;
     float *out = s->out[0]->data;
-    double ratio = s->fp[0];
+    double ratio = s->fp[0] >= 0 ? s->fp[0] : nn_val_getf(s->in[1], 0);
+    if (!(ratio >= 0 && ratio < 1)) return NN_ERR_INVALID;
     float scale = (float)(1.0 / (1.0 - ratio));
     if (ex->dropout_mode == 1) {
         uint64_t st = nn_mask_stream(ex->seed, s->node_index, ex->pass);
@@ -179,7 +208,7 @@ static int infer_binary(nn_step_t *s, int op, char *err, size_t errlen) {
     if (a->dtype != NN_FLOAT && a->dtype != NN_DOUBLE && a->dtype != NN_INT32 && a->dtype != NN_INT64)
         FAIL(NN_ERR_UNSUPPORTED, "type %s unsupported", nn_dtype_name(a->dtype));
     int r;
-    int64_t dims[NN_MAX_DIMS];
+    int64_t dims[NN_MAX_DIMS] = { 0 };
     if (nn_broadcast(a, b, &r, dims))
         FAIL(NN_ERR_SHAPE, "shapes do not broadcast (rank %d and %d, first dims %lld and %lld)", a->ndim, b->ndim,
              (long long)(a->ndim ? a->dims[0] : 1), (long long)(b->ndim ? b->dims[0] : 1));
@@ -314,7 +343,9 @@ static int infer_reshape(nn_step_t *s, char *err, size_t errlen) {
 static int infer_flatten(nn_step_t *s, char *err, size_t errlen) {
     const nn_val_t *x = s->in[0];
     int64_t a;
-    if (nn_axis(nn_attr_i(s->node, "axis", 1), x->ndim + 1, &a)) FAIL(NN_ERR_INVALID, "axis out of range");
+    a = nn_attr_i(s->node, "axis", 1);
+    if (a < 0) a += x->ndim;
+    if (a < 0 || a > x->ndim) FAIL(NN_ERR_INVALID, "axis out of range");
     int64_t d[2] = { nn_numel((int)a, x->dims), nn_numel(x->ndim - (int)a, x->dims + a) };
     nn_val_set_shape(s->out[0], x->dtype, 2, d);
     return 0;
@@ -763,9 +794,6 @@ int nn_op_find(const char *name) {
     return -1;
 }
 
-const char *const *nn_supported_ops(int *n) {
-    static const char *names[sizeof nn_ops / sizeof nn_ops[0]];
-    for (int i = 0; i < nn_n_ops; i++) names[i] = nn_ops[i].name;
-    *n = nn_n_ops;
-    return names;
-}
+int nn_n_supported_ops(void) { return nn_n_ops; }
+
+const char *nn_supported_op(int i) { return i >= 0 && i < nn_n_ops ? nn_ops[i].name : NULL; }

@@ -119,7 +119,7 @@ int nn_infer_matmul(nn_step_t *s, char *err, size_t errlen) {
     memcpy(ab.dims, a->dims, sizeof(int64_t) * (size_t)ab.ndim);
     memcpy(bb.dims, b->dims, sizeof(int64_t) * (size_t)bb.ndim);
     int br;
-    int64_t bd[NN_MAX_DIMS], d[NN_MAX_DIMS];
+    int64_t bd[NN_MAX_DIMS] = { 0 }, d[NN_MAX_DIMS] = { 0 };
     if (nn_broadcast(&ab, &bb, &br, bd)) FAIL(NN_ERR_SHAPE, "batch dimensions do not broadcast");
     int r = 0;
     for (int i = 0; i < br; i++) d[r++] = bd[i];

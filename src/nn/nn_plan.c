@@ -18,6 +18,7 @@ void openblas_set_num_threads(int num_threads);
 
 struct nn_plan {
     const nn_model_t *m;
+    nn_plan_stats_t stats;
     int passes;             /* 0 for a plain plan */
     int threads;
     int reference;
@@ -339,6 +340,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     if (!rc) rc = infer_half(p, 0, !p->passes, 1, &p->steps, &p->n_steps, &dummy_next, err, errlen);
     if (rc) goto fail;
     n_det_steps = p->n_steps;
+    p->stats.shared_steps = p->passes ? n_det_steps : 0;
     for (int i = 0; i < m->n_outputs; i++) p->out_det[i] = p->vals[m->outputs[i]];
 
     if (p->passes) {
@@ -391,6 +393,8 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
             }
             s->mc_outer = ax[0], s->mc_bax = ax[1], s->mc_inner = ax[2];
         }
+        p->stats.tiles = p->n_steps - n_det_steps;
+        p->stats.stacked_steps = rc ? 0 : n_tmp;
         for (int si = 0; si < n_tmp; si++) {
             if (rc) step_clear(&tmp[si]);
             else p->steps[p->n_steps++] = tmp[si];
@@ -453,6 +457,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
             nn_step_t *s = &p->steps[si];
             if (s->scratch_bytes) bufs[nb++] = (buf_t){ (s->scratch_bytes + 63) / 64 * 64, 0, si, si, &s->scratch };
         }
+        for (int i = 0; i < nb; i++) p->stats.value_bytes += bufs[i].size;
         rc = arena_layout(p, bufs, nb, err, errlen);
         free(bufs);
         if (rc) goto fail;
@@ -488,6 +493,12 @@ void nn_plan_input_info(const nn_plan_t *p, int i, nn_tensor_t *info) {
 }
 
 size_t nn_plan_arena_bytes(const nn_plan_t *p) { return p->arena_bytes; }
+
+void nn_plan_stats(const nn_plan_t *p, nn_plan_stats_t *st) {
+    *st = p->stats;
+    st->steps = p->n_steps;
+    st->arena_bytes = p->arena_bytes;
+}
 
 /* in: [outer, bax, inner] -> out: [outer, passes, bax, inner] */
 static void run_tile(const nn_step_t *s) {

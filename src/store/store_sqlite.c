@@ -41,7 +41,7 @@ enum {
     Q_CLOCK_SET, Q_ENT_SET_VERSION_K, Q_ENT_GET, Q_ENT_UPSERT, Q_ENT_EXISTS, Q_ENT_SET_VERSION, Q_ENT_SET_PROPS, Q_ENT_DELETE,
     Q_REL_INSERT, Q_REL_MATCH, Q_REL_DEL_ROWID, Q_REL_NEIGHBOURS, Q_REL_DEL_ENTITY, Q_OBS_UPSERT,
     Q_OBS_DEL_ENTITY, Q_JOB_INSERT, Q_JOB_BY_IDEM, Q_JOB_GET, Q_JOB_LIST, Q_JOB_WORK, Q_JOB_UNFINISHED,
-    Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
+    Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_CHUNK_N, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
     Q_CHUNK_LIST, Q_DL_ACTIVE, Q_DL_INSERT, Q_DL_LIST, Q_DL_GET, Q_DL_MARK_RETRIED, Q_DL_DEAD_LIST,
     Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_OBS_GET, Q_COUNT
 };
@@ -88,7 +88,10 @@ static const char *const SQL[Q_COUNT] = {
                      "finished_at = CASE WHEN chunks_done + ?5 + chunks_dead + ?6 >= n_chunks THEN ?7 ELSE finished_at END, "
                      "started_at = CASE WHEN started_at = 0 THEN ?7 ELSE started_at END WHERE id = ?1",
     [Q_JOB_CANCEL] = "UPDATE jobs SET status = 4, finished_at = ?2, updated_at = ?2 WHERE id = ?1",
-    [Q_JOB_REOPEN] = "UPDATE jobs SET chunks_dead = chunks_dead - 1, status = 1, finished_at = 0, updated_at = ?2 WHERE id = ?1",
+    /* a dead chunk's entities count as failed until it is retried (?3: the chunk) */
+    [Q_JOB_REOPEN] = "UPDATE jobs SET chunks_dead = chunks_dead - 1, status = 1, finished_at = 0, updated_at = ?2, "
+                     "failed = failed - MIN(chunk_size, n_entities - ?3 * chunk_size) WHERE id = ?1",
+    [Q_CHUNK_N] = "SELECT MIN(chunk_size, n_entities - ?2 * chunk_size) FROM jobs WHERE id = ?1",
     [Q_CHUNK_EXISTS] = "SELECT 1 FROM chunk_results WHERE job_id = ?1 AND chunk = ?2",
     [Q_CHUNK_INSERT] = "INSERT INTO chunk_results(job_id, chunk, blob, created_at) VALUES (?1, ?2, ?3, ?4)",
     [Q_CHUNK_LIST] = "SELECT chunk FROM chunk_results WHERE job_id = ?1",
@@ -100,10 +103,9 @@ static const char *const SQL[Q_COUNT] = {
     [Q_DL_MARK_RETRIED] = "UPDATE deadletters SET retried = 1 WHERE id = ?1",
     [Q_DL_DEAD_LIST] = "SELECT chunk FROM deadletters WHERE job_id = ?1 AND retried = 0",
     [Q_RESULTS_SCAN] = "SELECT chunk, blob FROM chunk_results WHERE job_id = ?1 AND chunk BETWEEN ?2 AND ?3 ORDER BY chunk",
-    [Q_ENT_ALL] = "SELECT id, props, version FROM entities",
+    [Q_ENT_ALL] = "SELECT id, props, version, k FROM entities ORDER BY k",
     [Q_OBS_GET] = "SELECT ts, value FROM observations WHERE entity_id = ?1 AND series = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts",
-    [Q_REL_ALL] = "SELECT s.id, t.id, r.weight FROM relationships r "
-                  "JOIN entities s ON s.k = r.source JOIN entities t ON t.k = r.target",
+    [Q_REL_ALL] = "SELECT source, target, weight FROM relationships",
 };
 
 static const char SCHEMA[] =
@@ -307,11 +309,18 @@ static void bind_text(sqlite3_stmt *s, int i, const char *t) {
 /* A set of strings (pointers borrowed) to visit each entity once per op. */
 typedef struct {
     const char **slot;
-    int64_t *val;  /* per slot: the entity's key k */
+    int64_t *val;    /* per slot: the entity's key k */
+    uint64_t *hash;  /* per slot: the member's hash (compared before the string) */
     size_t cap, n;
 } strset_t;
 
-static void strset_free(strset_t *s) { free(s->slot); free(s->val); memset(s, 0, sizeof *s); }
+static void strset_free(strset_t *s) { free(s->slot); free(s->val); free(s->hash); memset(s, 0, sizeof *s); }
+
+static uint64_t str_hash(const char *p) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
 
 /* 1 added, 0 already there, -1 out of memory; *val points at the member's value. */
 static int strset_add_v(strset_t *s, const char *str, int64_t **val) {
@@ -319,26 +328,32 @@ static int strset_add_v(strset_t *s, const char *str, int64_t **val) {
         size_t cap = s->cap ? s->cap * 2 : 1024;
         const char **slot = calloc(cap, sizeof *slot);
         int64_t *v = calloc(cap, sizeof *v);
-        if (!slot || !v) { free(slot); free(v); return -1; }
+        uint64_t *hs = calloc(cap, sizeof *hs);
+        if (!slot || !v || !hs) { free(slot); free(v); free(hs); return -1; }
         for (size_t i = 0; i < s->cap; i++) {
             if (!s->slot[i]) continue;
-            size_t h = hash_fnv1a(s->slot[i], strlen(s->slot[i]), 0) & (cap - 1);
+            size_t h = s->hash[i] & (cap - 1);
             while (slot[h]) h = (h + 1) & (cap - 1);
             slot[h] = s->slot[i];
             v[h] = s->val[i];
+            hs[h] = s->hash[i];
         }
         free(s->slot);
         free(s->val);
+        free(s->hash);
         s->slot = slot;
         s->val = v;
+        s->hash = hs;
         s->cap = cap;
     }
-    size_t h = hash_fnv1a(str, strlen(str), 0) & (s->cap - 1);
+    uint64_t hv = str_hash(str);
+    size_t h = hv & (s->cap - 1);
     while (s->slot[h]) {
-        if (!strcmp(s->slot[h], str)) { if (val) *val = &s->val[h]; return 0; }
+        if (s->hash[h] == hv && !strcmp(s->slot[h], str)) { if (val) *val = &s->val[h]; return 0; }
         h = (h + 1) & (s->cap - 1);
     }
     s->slot[h] = str;
+    s->hash[h] = hv;
     s->n++;
     if (val) *val = &s->val[h];
     return 1;
@@ -529,12 +544,13 @@ static int op_import_entities(store_t *st, op_t *op) {
 /* Checks that id names an entity, once per op (seen); its key in *k. */
 static int check_end(store_t *st, op_t *op, strset_t *seen, const char *id, long line, size_t i, const char *field,
                      int64_t *k) {
-    const char *p = id_problem(id);
-    if (p) { row_err(op, line, i, field, "%s", p); return -1; }
+    if (!id) { row_err(op, line, i, field, "is missing"); return -1; }
     int64_t *val;
     int added = strset_add_v(seen, id, &val);
     if (added < 0) { seterr(op->err, op->errlen, "out of memory"); return -1; }
-    if (!added) { *k = *val; return 0; }
+    if (!added) { *k = *val; return 0; } /* seen and checked before */
+    const char *p = id_problem(id);
+    if (p) { row_err(op, line, i, field, "%s", p); return -1; }
     int ex = entity_key(st, op, id, val);
     *k = *val;
     if (ex < 0) return -1;
@@ -568,9 +584,12 @@ static int op_import_relationships(store_t *st, op_t *op) {
         if (check_end(st, op, &seen, r->source, r->line, i, "source", &keys[i].ks) ||
             check_end(st, op, &seen, r->target, r->line, i, "target", &keys[i].kt))
             goto out;
-        if (!strcmp(r->source, r->target)) { row_err(op, r->line, i, "target", "is the same entity as source"); goto out; }
+        if (keys[i].ks == keys[i].kt) { row_err(op, r->line, i, "target", "is the same entity as source"); goto out; }
         if (!isfinite(r->weight)) { row_err(op, r->line, i, "weight", "must be a finite number"); goto out; }
-        if (r->type && strlen(r->type) > STORE_ID_MAX) { row_err(op, r->line, i, "type", "is longer than 256 bytes"); goto out; }
+        if (r->type && r->type[0] && strnlen(r->type, STORE_ID_MAX + 1) > STORE_ID_MAX) {
+            row_err(op, r->line, i, "type", "is longer than 256 bytes");
+            goto out;
+        }
         keys[i].row = i;
     }
     qsort(keys, op->n, sizeof *keys, rel_key_cmp);
@@ -582,7 +601,13 @@ static int op_import_relationships(store_t *st, op_t *op) {
         sqlite3_bind_int64(s, 2, keys[i].kt);
         bind_text(s, 3, r->type ? r->type : "");
         sqlite3_bind_double(s, 4, r->weight);
-        if (exec_step(st, op, s)) goto out;
+        /* every parameter is bound each row: reset only (no clear_bindings) */
+        if (sqlite3_step(s) != SQLITE_DONE) {
+            seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+            sqlite3_reset(s);
+            goto out;
+        }
+        sqlite3_reset(s);
     }
     if (touched_from_set(op, &seen, 1)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
     if (next_version(st, op) || set_versions(st, op)) goto out;
@@ -813,8 +838,8 @@ static int job_state(store_t *st, op_t *op, const char *id, int *status, long *n
 /* Whether the chunk may still be settled: 0 yes, 1 skip (settled, job finished or
  * cancelled), -1 error. */
 static int chunk_open(store_t *st, op_t *op) {
-    int status;
-    long n_chunks;
+    int status = 0;
+    long n_chunks = 0;
     int rc = job_state(st, op, op->job_id, &status, &n_chunks);
     if (rc == 1) { seterr(op->err, op->errlen, "job %s not found", op->job_id); return -1; }
     if (rc) return -1;
@@ -864,7 +889,15 @@ static int op_deadletter(store_t *st, op_t *op) {
         sqlite3_bind_int64(s, 5, now_ms());
     }
     if (exec_step(st, op, s)) return -1;
-    return settle(st, op, 0, 0, 0, 0, 1);
+    long n = 0;
+    s = stmt(st->w, Q_CHUNK_N);
+    if (s) {
+        bind_text(s, 1, op->job_id);
+        sqlite3_bind_int64(s, 2, op->chunk);
+        if (sqlite3_step(s) == SQLITE_ROW) n = (long)sqlite3_column_int64(s, 0);
+        done_stmt(s);
+    }
+    return settle(st, op, 0, n, 0, 0, 1);
 }
 
 static void read_job(sqlite3_stmt *s, store_job_t *j) {
@@ -942,6 +975,7 @@ static int op_dl_retry(store_t *st, op_t *op) {
     if (s) {
         bind_text(s, 1, op->job_id);
         sqlite3_bind_int64(s, 2, now_ms());
+        sqlite3_bind_int64(s, 3, op->chunk);
     }
     if (exec_step(st, op, s)) return -1;
     if (op->job_id_out) memcpy(op->job_id_out, op->job_id, 32);
@@ -1077,7 +1111,7 @@ static void run_group(store_t *st, op_t *ops) {
     pthread_mutex_unlock(&st->mu);
 }
 
-#define CKPT_PAGES 4000 /* WAL pages (of 4 KiB) that trigger a checkpoint */
+#define CKPT_PAGES 1000 /* WAL pages (16 KiB each) that trigger a checkpoint */
 
 /* sqlite3_wal_hook: runs on the writer after each commit (replaces the auto-checkpoint). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
@@ -1231,7 +1265,7 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     sqlite3_finalize(s);
     if (uv > SCHEMA_VERSION) { seterr(err, errlen, "%s has schema version %d; this predictd knows up to %d", st->path, uv, SCHEMA_VERSION); goto fail; }
     char pragmas[256];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;", sync_sql);
+    snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;", sync_sql);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     if (sqlite3_exec(db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK ||
@@ -1427,25 +1461,46 @@ int store_entity_get(store_t *st, const char *id, char **props_json, uint64_t *v
     return ret;
 }
 
+/* Entities first, remembering key -> id, then relationships by key (no join). */
 int store_load_graph(store_t *st, graph_t *g, char *err, size_t errlen) {
     READ_BEGIN(Q_ENT_ALL);
     int rc, ret = 0;
+    char **by_key = NULL;
+    size_t cap = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
         json_error_t je;
         json_t *props = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, &je);
-        graph_upsert_entity(g, (const char *)sqlite3_column_text(s, 0), props, (uint64_t)sqlite3_column_int64(s, 2));
+        graph_upsert_entity(g, id, props, (uint64_t)sqlite3_column_int64(s, 2));
         json_decref(props);
+        sqlite3_int64 k = sqlite3_column_int64(s, 3);
+        if (k < 0) continue;
+        if ((size_t)k >= cap) {
+            size_t nc = cap ? cap : 1024;
+            while (nc <= (size_t)k) nc *= 2;
+            char **p = realloc(by_key, nc * sizeof *p);
+            if (!p) { ret = -1; seterr(err, errlen, "out of memory"); break; }
+            memset(p + cap, 0, (nc - cap) * sizeof *p);
+            by_key = p;
+            cap = nc;
+        }
+        if (!(by_key[k] = strdup(id))) { ret = -1; seterr(err, errlen, "out of memory"); break; }
     }
-    if (rc != SQLITE_DONE) { seterr(err, errlen, "store: loading entities: %s", sqlite3_errmsg(c->db)); ret = -1; }
+    if (!ret && rc != SQLITE_DONE) { seterr(err, errlen, "store: loading entities: %s", sqlite3_errmsg(c->db)); ret = -1; }
     done_stmt(s);
-    if (!ret) {
-        s = stmt(c, Q_REL_ALL);
-        if (!s) { rconn_put(st, c); seterr(err, errlen, "store: statement unavailable"); return -1; }
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-            graph_add_relationship(g, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-                                   sqlite3_column_double(s, 2), 1);
+    if (!ret && (s = stmt(c, Q_REL_ALL))) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            sqlite3_int64 a = sqlite3_column_int64(s, 0), b = sqlite3_column_int64(s, 1);
+            if (a >= 0 && b >= 0 && (size_t)a < cap && (size_t)b < cap && by_key[a] && by_key[b])
+                graph_add_relationship(g, by_key[a], by_key[b], sqlite3_column_double(s, 2), 1);
+        }
         if (rc != SQLITE_DONE) { seterr(err, errlen, "store: loading relationships: %s", sqlite3_errmsg(c->db)); ret = -1; }
+    } else if (!ret) {
+        seterr(err, errlen, "store: statement unavailable");
+        ret = -1;
     }
+    for (size_t i = 0; i < cap; i++) free(by_key[i]);
+    free(by_key);
     READ_END();
     return ret;
 }

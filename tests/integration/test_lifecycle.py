@@ -122,6 +122,13 @@ def test_dead_letters_and_their_retry():
             ok(isinstance(d["reason"], str) and d["reason"], "dead letter has a reason", d)
             ok(isinstance(d["id"], int), "dead letter id", d)
         eq(len({d["chunk"] for d in dl}), 3, "three distinct chunks")
+        # the dead chunks' 30 entities are failed, the same in the job and in its results
+        res, meta, _ = c.all_results(jid, limit=10000)
+        dead_ents = [r for r in res if r.get("error", {}).get("code") == "chunk_failed"]
+        eq(len(dead_ents), 30, "the dead chunks' entities are errors in the results")
+        eq(j["failed"], sum(1 for r in res if "error" in r), "job status counts every failed entity")
+        eq(j["successful"] + j["failed"], 60, "every entity accounted for")
+        eq(meta["failed"], j["failed"], "results metadata agrees with the job status")
         # paging the dead letters
         first = c.expect(200, "GET", "/api/v1/deadletters?limit=2").json
         eq(len(first["deadletters"]), 2, "first page")
@@ -136,6 +143,8 @@ def test_dead_letters_and_their_retry():
         eq(j["progress"], 1.0, "progress after the retries")
         res, meta, _ = c.all_results(jid, limit=10000)
         check_job_results(res, ids, oracle, 1.2, 6.0, "job after dead-letter retry")
+        eq(c.job(jid)["failed"], sum(1 for r in res if "error" in r),
+           "after the retries the job counts only what its chunks computed as failed")
         eq(c.expect(200, "GET", "/api/v1/deadletters").json["deadletters"], [], "dead letters emptied")
         s.check_clean_exit()
 

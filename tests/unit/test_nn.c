@@ -1,0 +1,396 @@
+/* nn engine: loader errors, the test models against numpy (tests/models/gen_models.py),
+ * fast kernels against the plain reference ones, row independence across batch sizes and
+ * threads, dropout masks, the quantile rule, and MC dropout equal to the naive N-pass run. */
+#include "nn/nn.h"
+#include "nn/nn_ops.h"
+#include "test.h"
+
+#include <stdlib.h>
+
+#define MODELS "tests/models/"
+
+static char err[512];
+
+static nn_model_t *load(const char *name) {
+    nn_model_t *m = NULL;
+    char path[256];
+    snprintf(path, sizeof path, MODELS "%s.onnx", name);
+    if (nn_model_load(path, &m, err, sizeof err)) fprintf(stderr, "load %s: %s\n", name, err);
+    return m;
+}
+
+static int load_pb(const char *name, const char *suffix, nn_tensor_t *t) {
+    char path[256];
+    snprintf(path, sizeof path, MODELS "%s_%s.pb", name, suffix);
+    int rc = nn_tensor_load_pb(path, t, NULL, 0, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    return rc;
+}
+
+static nn_plan_t *plan(const nn_model_t *m, int64_t batch, int threads, int passes, int reference) {
+    nn_plan_opts_t o = { .batch = batch, .threads = threads, .mc_passes = passes, .reference = reference };
+    nn_plan_t *p = NULL;
+    if (nn_plan_create(m, &o, &p, err, sizeof err)) fprintf(stderr, "plan: %s\n", err);
+    return p;
+}
+
+/* ---- loader ---- */
+
+static void test_load_missing_file(void) {
+    nn_model_t *m = (nn_model_t *)1;
+    ASSERT_EQ_INT(nn_model_load(MODELS "no_such.onnx", &m, err, sizeof err), NN_ERR_IO);
+    ASSERT_TRUE(m == NULL);
+    ASSERT_TRUE(strstr(err, "no_such.onnx") != NULL);
+}
+
+static void test_load_garbage(void) {
+    nn_model_t *m = NULL;
+    const char junk[] = "\xff\xff\xff\xff this is not a protobuf";
+    ASSERT_EQ_INT(nn_model_load_buffer(junk, sizeof junk, &m, err, sizeof err), NN_ERR_PARSE);
+    ASSERT_TRUE(m == NULL);
+}
+
+/* Every prefix of a valid model (step 37 bytes) is rejected cleanly or loads; never a crash
+ * or a leak (the sanitizer build checks). */
+static void test_load_truncated(void) {
+    FILE *f = fopen(MODELS "gru_regressor.onnx", "rb");
+    ASSERT_TRUE(f != NULL);
+    static unsigned char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    ASSERT_TRUE(n > 1000 && n < sizeof buf);
+    int rejected = 0;
+    for (size_t len = 0; len < n; len += 37) {
+        nn_model_t *m = NULL;
+        int rc = nn_model_load_buffer(buf, len, &m, err, sizeof err);
+        if (rc) { rejected++; ASSERT_TRUE(m == NULL); ASSERT_TRUE(err[0] != 0); }
+        nn_model_free(m);
+    }
+    ASSERT_TRUE(rejected > 0);
+    /* flipped bytes: also no crash */
+    for (size_t i = 0; i < n; i += 53) {
+        unsigned char save = buf[i];
+        buf[i] ^= 0x5a;
+        nn_model_t *m = NULL;
+        if (nn_model_load_buffer(buf, n, &m, err, sizeof err) == 0) {
+            nn_plan_opts_t o = { .batch = 2, .threads = 1 };
+            nn_plan_t *p = NULL;
+            if (nn_plan_create(m, &o, &p, err, sizeof err) == 0) nn_plan_free(p);
+            nn_model_free(m);
+        }
+        buf[i] = save;
+    }
+}
+
+static void test_load_unsupported_op_named(void) {
+    nn_model_t *m = NULL;
+    ASSERT_EQ_INT(nn_model_load(MODELS "bad_unsupported_op.onnx", &m, err, sizeof err), NN_ERR_UNSUPPORTED);
+    ASSERT_TRUE(strstr(err, "'Celu'") != NULL);
+    ASSERT_TRUE(strstr(err, "celu_1") != NULL);
+}
+
+static void test_load_dangling_input(void) {
+    nn_model_t *m = NULL;
+    ASSERT_EQ_INT(nn_model_load(MODELS "bad_dangling_input.onnx", &m, err, sizeof err), NN_ERR_INVALID);
+    ASSERT_TRUE(strstr(err, "'nowhere'") != NULL);
+}
+
+static void test_plan_shape_mismatch(void) {
+    nn_model_t *m = load("bad_shape_mismatch");
+    ASSERT_TRUE(m != NULL);
+    nn_plan_opts_t o = { .batch = 2, .threads = 1 };
+    nn_plan_t *p = NULL;
+    int rc = nn_plan_create(m, &o, &p, err, sizeof err);
+    nn_model_free(m);
+    ASSERT_EQ_INT(rc, NN_ERR_SHAPE);
+    ASSERT_TRUE(strstr(err, "add_c") != NULL);
+}
+
+static void test_plan_input_shape_mismatch(void) {
+    nn_model_t *m = load("lstm_regressor");
+    ASSERT_TRUE(m != NULL);
+    nn_tensor_t t = { .dtype = NN_FLOAT, .ndim = 3, .dims = { 4, 32, 37 } };
+    const nn_tensor_t *shapes[1] = { &t };
+    nn_plan_opts_t o = { .input_shapes = shapes, .threads = 1 };
+    nn_plan_t *p = NULL;
+    int rc = nn_plan_create(m, &o, &p, err, sizeof err);
+    nn_model_free(m);
+    ASSERT_EQ_INT(rc, NN_ERR_SHAPE);
+    ASSERT_TRUE(strstr(err, "dim 2 is 37, model says 20") != NULL);
+}
+
+static void test_model_info(void) {
+    nn_model_t *m = load("lstm_regressor");
+    ASSERT_TRUE(m != NULL);
+    nn_tensor_t t;
+    int ni = nn_model_n_inputs(m), no = nn_model_n_outputs(m), nodes = nn_model_n_nodes(m), drops = nn_model_n_dropouts(m);
+    int64_t opset = nn_model_opset(m);
+    nn_model_input_info(m, 0, &t);
+    int has_lstm = 0;
+    for (int i = 0; i < nodes; i++) has_lstm |= strcmp(nn_model_node_op(m, i), "LSTM") == 0;
+    char in0[16];
+    snprintf(in0, sizeof in0, "%s", nn_model_input_name(m, 0));
+    nn_model_free(m);
+    ASSERT_EQ_INT(ni, 1);
+    ASSERT_EQ_INT(no, 1);
+    ASSERT_EQ_STR(in0, "x");
+    ASSERT_EQ_INT(opset, 17);
+    ASSERT_EQ_INT(t.ndim, 3);
+    ASSERT_EQ_INT(t.dims[0], -1);
+    ASSERT_EQ_INT(t.dims[2], 20);
+    ASSERT_EQ_INT(drops, 1);
+    ASSERT_TRUE(has_lstm);
+    ASSERT_TRUE(nn_op_supported("GRU") && !nn_op_supported("Conv"));
+}
+
+/* ---- models against numpy ---- */
+
+static void check_model(const char *name, int threads, int reference) {
+    nn_model_t *m = load(name);
+    ASSERT_TRUE(m != NULL);
+    nn_tensor_t x, y;
+    ASSERT_EQ_INT(load_pb(name, "input", &x), 0);
+    ASSERT_EQ_INT(load_pb(name, "output", &y), 0);
+    nn_plan_t *p = plan(m, x.dims[0], threads, 0, reference);
+    float *out = calloc((size_t)nn_tensor_numel(&y), sizeof(float));
+    int rc = p ? nn_run(p, (const void *const[]){ x.data }, (void *const[]){ out }, err, sizeof err) : -1;
+    double worst = 0;
+    for (int64_t i = 0; !rc && i < nn_tensor_numel(&y); i++) {
+        double d = fabs(out[i] - ((float *)y.data)[i]);
+        if (d > worst) worst = d;
+    }
+    nn_plan_free(p);
+    nn_model_free(m);
+    free(out);
+    nn_tensor_free_data(&x);
+    nn_tensor_free_data(&y);
+    ASSERT_EQ_INT(rc, 0);
+    ASSERT_NEAR(worst, 0, 1e-4);
+}
+
+static void test_lstm_regressor_matches_numpy(void) { check_model("lstm_regressor", 2, 0); }
+static void test_lstm_regressor_reference_kernels(void) { check_model("lstm_regressor", 1, 1); }
+static void test_lstm_regressor_37_matches_numpy(void) { check_model("lstm_regressor_37", 2, 0); }
+static void test_gru_regressor_matches_numpy(void) { check_model("gru_regressor", 2, 0); }
+static void test_gru_regressor_reference_kernels(void) { check_model("gru_regressor", 1, 1); }
+static void test_mlp_matches_numpy(void) { check_model("mlp", 1, 0); }
+static void test_mlp_two_threads(void) { check_model("mlp", 2, 0); }
+
+/* Rows are independent: a batch of 37 (odd, split across 2 threads) equals 37 runs of one. */
+static void test_batch_rows_independent(void) {
+    nn_model_t *m = load("lstm_regressor_37");
+    ASSERT_TRUE(m != NULL);
+    enum { B = 37, ROW = 32 * 37 };
+    float *x = malloc(sizeof(float) * B * ROW), big[B], one[B];
+    uint64_t s = 12345;
+    for (int i = 0; i < B * ROW; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((s >> 40) / (double)(1 << 24) * 2 - 1);
+    }
+    nn_plan_t *pb = plan(m, B, 2, 0, 0), *p1 = plan(m, 1, 1, 0, 1);
+    int rc = pb && p1 ? nn_run(pb, (const void *const[]){ x }, (void *const[]){ big }, err, sizeof err) : -1;
+    for (int b = 0; !rc && b < B; b++)
+        rc = nn_run(p1, (const void *const[]){ x + b * ROW }, (void *const[]){ one + b }, err, sizeof err);
+    nn_plan_free(pb);
+    nn_plan_free(p1);
+    nn_model_free(m);
+    free(x);
+    ASSERT_EQ_INT(rc, 0);
+    for (int b = 0; b < B; b++) ASSERT_NEAR(big[b], one[b], 1e-5);
+}
+
+/* ---- dropout and MC ---- */
+
+static void test_quantile_linear_interpolation(void) {
+    /* numpy.quantile([1, 2, 3, 4, 5], q): 0.1 -> 1.4, 0.5 -> 3, 0.9 -> 4.6 */
+    float x[5] = { 5, 3, 1, 4, 2 };
+    nn_sort_floats(x, 5);
+    ASSERT_NEAR(nn_quantile_sorted(x, 5, 0.1), 1.4, 1e-6);
+    ASSERT_NEAR(nn_quantile_sorted(x, 5, 0.5), 3.0, 1e-6);
+    ASSERT_NEAR(nn_quantile_sorted(x, 5, 0.9), 4.6, 1e-6);
+    ASSERT_NEAR(nn_quantile_sorted(x, 5, 1.0), 5.0, 1e-6);
+    float y[2] = { 10, 20 };  /* h = 0.9 -> 19 */
+    ASSERT_NEAR(nn_quantile_sorted(y, 2, 0.9), 19.0, 1e-5);
+    float z[1] = { 7 };
+    ASSERT_NEAR(nn_quantile_sorted(z, 1, 0.1), 7.0, 0);
+}
+
+/* A pass's dropout in the MLP: about ratio of a layer dropped; passes differ; seeds repeat. */
+static void test_dropout_pass_is_seeded(void) {
+    nn_model_t *m = load("mlp");
+    ASSERT_TRUE(m != NULL);
+    nn_tensor_t x;
+    ASSERT_EQ_INT(load_pb("mlp", "input", &x), 0);
+    nn_plan_t *p = plan(m, x.dims[0], 1, 0, 0);
+    float a[7], b[7], c[7], inf[7];
+    const void *in[1] = { x.data };
+    int rc = p ? nn_run_pass(p, 42, 0, in, (void *const[]){ a }, err, sizeof err) : -1;
+    if (!rc) rc = nn_run_pass(p, 42, 0, in, (void *const[]){ b }, err, sizeof err);
+    if (!rc) rc = nn_run_pass(p, 42, 1, in, (void *const[]){ c }, err, sizeof err);
+    if (!rc) rc = nn_run(p, in, (void *const[]){ inf }, err, sizeof err);
+    nn_plan_free(p);
+    nn_model_free(m);
+    nn_tensor_free_data(&x);
+    ASSERT_EQ_INT(rc, 0);
+    int same_ac = 1, same_a_inf = 1;
+    for (int i = 0; i < 7; i++) {
+        ASSERT_NEAR(a[i], b[i], 0);
+        same_ac &= a[i] == c[i];
+        same_a_inf &= a[i] == inf[i];
+    }
+    ASSERT_TRUE(!same_ac);
+    ASSERT_TRUE(!same_a_inf);
+}
+
+/* MC statistics equal the naive computation: `passes` full runs with the same masks. */
+static void check_mc(const char *name, int64_t batch, int passes, int threads) {
+    nn_model_t *m = load(name);
+    ASSERT_TRUE(m != NULL);
+    nn_tensor_t x;
+    ASSERT_EQ_INT(load_pb(name, "input", &x), 0);
+    ASSERT_TRUE(batch <= x.dims[0]);
+    nn_plan_t *pn = plan(m, batch, threads, 0, 0), *pm = plan(m, batch, threads, passes, 0);
+    ASSERT_TRUE(pn && pm);
+    float *naive = calloc((size_t)(passes * batch), sizeof(float));
+    float *st = calloc((size_t)(5 * batch), sizeof(float));
+    nn_mc_stats_t stats = { st, st + batch, st + 2 * batch, st + 3 * batch, st + 4 * batch };
+    const void *in[1] = { x.data };
+    int rc = 0;
+    for (int q = 0; !rc && q < passes; q++) rc = nn_run_pass(pn, 7, q, in, (void *const[]){ naive + q * batch }, err, sizeof err);
+    if (!rc) rc = nn_run_mc(pm, 7, in, &stats, err, sizeof err);
+    int wrong = rc != 0;
+    float *col = calloc((size_t)passes, sizeof(float));
+    double spread = 0;
+    for (int64_t b = 0; !wrong && b < batch; b++) {
+        double sum = 0, sq = 0;
+        for (int q = 0; q < passes; q++) sum += col[q] = naive[q * batch + b];
+        double mean = sum / passes;
+        for (int q = 0; q < passes; q++) sq += (col[q] - mean) * (col[q] - mean);
+        nn_sort_floats(col, passes);
+        double want[5] = { mean, sqrt(sq / passes), nn_quantile_sorted(col, passes, 0.1), nn_quantile_sorted(col, passes, 0.5), nn_quantile_sorted(col, passes, 0.9) };
+        for (int k = 0; k < 5; k++)
+            if (fabs(st[k * batch + b] - want[k]) > 1e-5 + 1e-4 * fabs(want[k])) {
+                fprintf(stderr, "%s row %lld stat %d: mc %.9g naive %.9g\n", name, (long long)b, k, st[k * batch + b], want[k]);
+                wrong = 1;
+            }
+        spread += want[1];
+    }
+    free(col);
+    free(naive);
+    free(st);
+    nn_plan_free(pn);
+    nn_plan_free(pm);
+    nn_model_free(m);
+    nn_tensor_free_data(&x);
+    ASSERT_EQ_INT(rc, 0);
+    ASSERT_TRUE(!wrong);
+    ASSERT_TRUE(passes == 1 ? spread == 0 : spread > 0);
+}
+
+static void test_mc_lstm_equals_naive(void) { check_mc("lstm_regressor", 6, 20, 2); }
+static void test_mc_lstm37_equals_naive(void) { check_mc("lstm_regressor_37", 3, 7, 1); }
+static void test_mc_gru_equals_naive(void) { check_mc("gru_regressor", 5, 20, 2); }
+static void test_mc_mlp_two_dropouts_equals_naive(void) { check_mc("mlp", 7, 11, 2); }
+static void test_mc_one_pass(void) { check_mc("mlp", 4, 1, 1); }
+
+static void test_mc_needs_mc_plan(void) {
+    nn_model_t *m = load("mlp");
+    ASSERT_TRUE(m != NULL);
+    nn_plan_t *p = plan(m, 2, 1, 0, 0), *q = plan(m, 2, 1, 3, 0);
+    float x[20] = { 0 }, y[2], st[10];
+    nn_mc_stats_t s = { st, st + 2, st + 4, st + 6, st + 8 };
+    int r1 = nn_run_mc(p, 1, (const void *const[]){ x }, &s, err, sizeof err);
+    int r2 = nn_run(q, (const void *const[]){ x }, (void *const[]){ y }, err, sizeof err);
+    int r3 = nn_run_mc(q, 1, (const void *const[]){ x }, &s, err, sizeof err);
+    nn_plan_free(p);
+    nn_plan_free(q);
+    nn_model_free(m);
+    ASSERT_EQ_INT(r1, NN_ERR_ARG);
+    ASSERT_EQ_INT(r2, NN_ERR_ARG);
+    ASSERT_EQ_INT(r3, 0);
+}
+
+/* The part of the graph no Dropout reaches runs once; only the head runs on stacked passes. */
+static void test_mc_plan_shares_the_lstm(void) {
+    nn_model_t *m = load("lstm_regressor");
+    ASSERT_TRUE(m != NULL);
+    nn_plan_t *pm = plan(m, 16, 1, 20, 0), *pn = plan(m, 16, 1, 0, 0);
+    nn_plan_stats_t sm, sn;
+    if (pm) nn_plan_stats(pm, &sm);
+    if (pn) nn_plan_stats(pn, &sn);
+    nn_plan_free(pm);
+    nn_plan_free(pn);
+    nn_model_free(m);
+    ASSERT_TRUE(pm && pn);
+    ASSERT_EQ_INT(sn.steps, 7);          /* Transpose LSTM Squeeze Dropout Gemm Relu Gemm */
+    ASSERT_EQ_INT(sm.shared_steps, 3);   /* Transpose LSTM Squeeze, once per batch */
+    ASSERT_EQ_INT(sm.tiles, 1);          /* h repeated for the passes */
+    ASSERT_EQ_INT(sm.stacked_steps, 4);  /* Dropout Gemm Relu Gemm on [20*16, ...] */
+    ASSERT_TRUE(sn.arena_bytes < sn.value_bytes);
+}
+
+/* OpenBLAS path against the plain loop, all transpose combinations, odd sizes. */
+static void test_gemm_blas_matches_reference(void) {
+    enum { M = 37, N = 29, K = 53 };
+    static float A[M * K], B[K * N], C1[M * N], C2[M * N];
+    uint64_t s = 99;
+    for (int i = 0; i < M * K; i++) { s = s * 6364136223846793005ULL + 1; A[i] = (float)((s >> 40) % 2001) / 1000.0f - 1; }
+    for (int i = 0; i < K * N; i++) { s = s * 6364136223846793005ULL + 1; B[i] = (float)((s >> 40) % 2001) / 1000.0f - 1; }
+    nn_exec_t fast = { 0 }, ref = { 0 };
+    ref.reference = 1;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            for (int i = 0; i < M * N; i++) C1[i] = C2[i] = (float)i / (M * N);
+            nn_gemm(&fast, ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C1, N);
+            nn_gemm(&ref, ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C2, N);
+            for (int i = 0; i < M * N; i++) ASSERT_NEAR(C1[i], C2[i], 1e-4);
+        }
+}
+
+static void test_fast_activations_close_to_libm(void) {
+    enum { N = 4001 };
+    static float x[N], y[N], z[N];
+    for (int i = 0; i < N; i++) x[i] = -100.0f + 200.0f * i / (N - 1);
+    x[2000] = 0.0f;
+    nn_vsigmoid(y, x, N);
+    nn_vtanh(z, x, N);
+    for (int i = 0; i < N; i++) {
+        ASSERT_NEAR(y[i], 1.0 / (1.0 + exp(-(double)x[i])), 1e-6);
+        ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-6);
+    }
+    ASSERT_NEAR(y[2000], 0.5, 0);
+    ASSERT_NEAR(z[2000], 0.0, 0);
+}
+
+int main(void) {
+    static const test_case_t cases[] = {
+        TEST_CASE(test_load_missing_file),
+        TEST_CASE(test_load_garbage),
+        TEST_CASE(test_load_truncated),
+        TEST_CASE(test_load_unsupported_op_named),
+        TEST_CASE(test_load_dangling_input),
+        TEST_CASE(test_plan_shape_mismatch),
+        TEST_CASE(test_plan_input_shape_mismatch),
+        TEST_CASE(test_model_info),
+        TEST_CASE(test_lstm_regressor_matches_numpy),
+        TEST_CASE(test_lstm_regressor_reference_kernels),
+        TEST_CASE(test_lstm_regressor_37_matches_numpy),
+        TEST_CASE(test_gru_regressor_matches_numpy),
+        TEST_CASE(test_gru_regressor_reference_kernels),
+        TEST_CASE(test_mlp_matches_numpy),
+        TEST_CASE(test_mlp_two_threads),
+        TEST_CASE(test_batch_rows_independent),
+        TEST_CASE(test_quantile_linear_interpolation),
+        TEST_CASE(test_dropout_pass_is_seeded),
+        TEST_CASE(test_mc_lstm_equals_naive),
+        TEST_CASE(test_mc_lstm37_equals_naive),
+        TEST_CASE(test_mc_gru_equals_naive),
+        TEST_CASE(test_mc_mlp_two_dropouts_equals_naive),
+        TEST_CASE(test_mc_one_pass),
+        TEST_CASE(test_mc_needs_mc_plan),
+        TEST_CASE(test_mc_plan_shares_the_lstm),
+        TEST_CASE(test_gemm_blas_matches_reference),
+        TEST_CASE(test_fast_activations_close_to_libm),
+    };
+    return test_main("nn", cases, (int)(sizeof cases / sizeof cases[0]));
+}
