@@ -83,6 +83,11 @@ static double prop_number(const json_t *props, const char *key, double def) {
 
 void graph_upsert_entity(graph_t *g, const char *id, const json_t *props, uint64_t version) {
     pthread_rwlock_wrlock(&g->lock);
+    graph_upsert_entity_locked(g, id, props, version);
+    pthread_rwlock_unlock(&g->lock);
+}
+
+void graph_upsert_entity_locked(graph_t *g, const char *id, const json_t *props, uint64_t version) {
     int64_t i = graph_find(g, id);
     if (i < 0) {
         if ((g->n + 1) * 10 >= g->table_cap * 7 && grow_table(g)) goto out;
@@ -102,7 +107,7 @@ void graph_upsert_entity(graph_t *g, const char *id, const json_t *props, uint64
     g->field[i] = prop_number(props, "field", 0.0);
     g->version[i] = version;
 out:
-    pthread_rwlock_unlock(&g->lock);
+    return;
 }
 
 static void adj_remove_at(graph_adj_t *a, uint32_t k) {
@@ -120,6 +125,11 @@ static int64_t adj_find(const graph_adj_t *a, uint32_t j) {
 
 void graph_delete_entity(graph_t *g, const char *id) {
     pthread_rwlock_wrlock(&g->lock);
+    graph_delete_entity_locked(g, id);
+    pthread_rwlock_unlock(&g->lock);
+}
+
+void graph_delete_entity_locked(graph_t *g, const char *id) {
     int64_t i = graph_find(g, id);
     if (i >= 0) {
         graph_adj_t *a = &g->adj[i];
@@ -137,7 +147,6 @@ void graph_delete_entity(graph_t *g, const char *id) {
         g->live--;
         g->graph_version++;
     }
-    pthread_rwlock_unlock(&g->lock);
 }
 
 static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta) {
@@ -169,6 +178,11 @@ static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta) {
 
 void graph_add_relationship(graph_t *g, const char *a, const char *b, double weight, int delta) {
     pthread_rwlock_wrlock(&g->lock);
+    graph_add_relationship_locked(g, a, b, weight, delta);
+    pthread_rwlock_unlock(&g->lock);
+}
+
+void graph_add_relationship_locked(graph_t *g, const char *a, const char *b, double weight, int delta) {
     int64_t i = graph_find(g, a), j = graph_find(g, b);
     if (i >= 0 && j >= 0 && i != j && delta != 0) {
         int r = adj_add(&g->adj[i], (uint32_t)j, weight, delta);
@@ -176,12 +190,17 @@ void graph_add_relationship(graph_t *g, const char *a, const char *b, double wei
         g->edges += r;
         g->graph_version++;
     }
-    pthread_rwlock_unlock(&g->lock);
 }
 
 void graph_set_version(graph_t *g, const char *id, uint64_t version) {
     pthread_rwlock_wrlock(&g->lock);
-    int64_t i = graph_find(g, id);
-    if (i >= 0) g->version[i] = version;
+    graph_set_version_locked(g, id, version);
     pthread_rwlock_unlock(&g->lock);
 }
+
+void graph_set_version_locked(graph_t *g, const char *id, uint64_t version) {
+    int64_t i = graph_find(g, id);
+    if (i >= 0) g->version[i] = version;
+}
+
+void graph_wrlock(graph_t *g) { pthread_rwlock_wrlock(&g->lock); }

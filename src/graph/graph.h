@@ -51,4 +51,12 @@ void graph_delete_entity(graph_t *g, const char *id);
 void graph_add_relationship(graph_t *g, const char *a, const char *b, double weight, int delta);
 void graph_set_version(graph_t *g, const char *id, uint64_t version);
 
+/* Bulk updates (an import of many rows) take the write lock once: graph_wrlock, then the
+ * *_locked variants, then graph_unlock. Readers see all of the batch or none of it. */
+void graph_wrlock(graph_t *g);
+void graph_upsert_entity_locked(graph_t *g, const char *id, const json_t *props, uint64_t version);
+void graph_add_relationship_locked(graph_t *g, const char *a, const char *b, double weight, int delta);
+void graph_delete_entity_locked(graph_t *g, const char *id);
+void graph_set_version_locked(graph_t *g, const char *id, uint64_t version);
+
 #endif

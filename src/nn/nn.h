@@ -88,6 +88,7 @@ typedef struct {
     int threads;              /* worker threads incl. the caller; <= 0: number of cores */
     int mc_passes;            /* > 0: a plan for nn_run_mc with this many passes */
     int reference;            /* 1: plain reference kernels, one thread (the test oracle) */
+    size_t max_bytes;         /* cap on any one value and on the arena; 0: 4 GiB */
 } nn_plan_opts_t;
 
 int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **out,

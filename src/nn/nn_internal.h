@@ -115,9 +115,14 @@ int nn_attr_s(const nn_node_t *n, const char *name, char *buf, size_t len, const
 int nn_tensor_from_proto(const Onnx__TensorProto *tp, nn_tensor_t *out, char *err, size_t errlen);
 
 /* values */
+/* Element count; -1 for a negative dimension, one over 2^40, or a count over 2^62. */
 static inline int64_t nn_numel(int ndim, const int64_t *dims) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0 || dims[i] > (INT64_C(1) << 40)) return -1;
+        if (dims[i] && n > (INT64_C(1) << 62) / dims[i]) return -1;
+        n *= dims[i];
+    }
     return n;
 }
 void nn_val_set_shape(nn_val_t *v, int dtype, int ndim, const int64_t *dims);

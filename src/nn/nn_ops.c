@@ -324,7 +324,7 @@ static int infer_reshape(nn_step_t *s, char *err, size_t errlen) {
         if (shp[i] == -1) {
             if (neg >= 0) FAIL(NN_ERR_SHAPE, "more than one -1 in shape");
             neg = i;
-        } else if (shp[i] < 0) {
+        } else if (shp[i] < 0 || shp[i] > (INT64_C(1) << 40) || known > (INT64_C(1) << 40)) {
             FAIL(NN_ERR_SHAPE, "shape[%d] = %lld", i, (long long)shp[i]);
         } else {
             known *= shp[i];

@@ -22,6 +22,7 @@ struct nn_plan {
     int passes;             /* 0 for a plain plan */
     int threads;
     int reference;
+    size_t max_bytes;
     nn_val_t *vals;
     int n_vals;             /* halves * n_values + dummies */
     int nv;                 /* model values per half */
@@ -128,6 +129,7 @@ static int arena_layout(nn_plan_t *p, buf_t *bufs, int n, char *err, size_t errl
     qsort(ord, (size_t)n, sizeof *ord, cmp_buf);
     size_t total = 0;
     for (int i = 0; i < n; i++) {
+        if (ord[i]->size > p->max_bytes) break;
         buf_t *b = ord[i];
         size_t off = 0;
         for (int again = 1; again;) {
@@ -145,6 +147,7 @@ static int arena_layout(nn_plan_t *p, buf_t *bufs, int n, char *err, size_t errl
         if (off + b->size > total) total = off + b->size;
     }
     free(ord);
+    if (total > p->max_bytes) return nn_errf(err, errlen, NN_ERR_SHAPE, "arena of %zu bytes over the plan's limit of %zu", total, p->max_bytes);
     p->arena_bytes = total;
     p->arena = aligned_alloc(64, total ? (total + 63) / 64 * 64 : 64);
     if (!p->arena) return nn_errf(err, errlen, NN_ERR_NOMEM, "arena of %zu bytes: out of memory", total);
@@ -189,10 +192,15 @@ static int infer_half(nn_plan_t *p, int h, int keep_reached, int keep_unreached,
             return nn_errf(err, errlen, rc, "node '%s' (%s): %s", n->name, n->op, e2);
         }
         for (int k = 0; k < n->n_out; k++)
-            if (s.out[k]->numel < 0 || s.out[k]->numel > (INT64_C(1) << 34)) {
+            if (s.out[k]->numel < 0 || s.out[k]->numel > (INT64_C(1) << 40) || val_bytes(s.out[k]) > p->max_bytes) {
                 step_clear(&s);
-                return nn_errf(err, errlen, NN_ERR_SHAPE, "node '%s' (%s): output %d too large", n->name, n->op, k);
+                return nn_errf(err, errlen, NN_ERR_SHAPE, "node '%s' (%s): output %d has %lld elements, over the plan's limit of %zu bytes",
+                               n->name, n->op, k, (long long)s.out[k]->numel, p->max_bytes);
             }
+        if (s.scratch_bytes > p->max_bytes) {
+            step_clear(&s);
+            return nn_errf(err, errlen, NN_ERR_SHAPE, "node '%s' (%s): needs %zu bytes of scratch, over the plan's limit", n->name, n->op, s.scratch_bytes);
+        }
         int outs_const = 1;
         for (int k = 0; k < n->n_out; k++) outs_const &= s.out[k]->is_const;
         if (outs_const) {   /* Shape, Constant: known from the infer step alone */
@@ -281,6 +289,8 @@ static int setup_inputs(nn_plan_t *p, int h, int64_t mult, const nn_plan_opts_t 
         else if (mult > 1)
             return nn_errf(err, errlen, NN_ERR_SHAPE, "input '%s' is a scalar: cannot stack MC passes on it", mv->name);
         v->numel = nn_numel(v->ndim, v->dims);
+        if (v->numel < 0 || val_bytes(v) > p->max_bytes)
+            return nn_errf(err, errlen, NN_ERR_SHAPE, "input '%s': too large for the plan's limit of %zu bytes", mv->name, p->max_bytes);
         if (h == 0) p->in_val[i] = m->inputs[i];
     }
     return 0;
@@ -296,6 +306,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     p->m = m;
     p->passes = o.mc_passes;
     p->reference = o.reference;
+    p->max_bytes = o.max_bytes ? o.max_bytes : (size_t)4 << 30;
     int threads = o.threads > 0 ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;

@@ -1012,26 +1012,28 @@ static int op_run(store_t *st, op_t *op) {
 static void op_apply_graph(store_t *st, op_t *op) {
     graph_t *g = st->graph;
     if (!g) return;
+    graph_wrlock(g); /* once for the whole op: an import applies all its rows under one lock */
     switch (op->kind) {
     case OP_IMPORT_ENT: {
         const entity_row_t *rows = op->rows;
         for (size_t i = 0; i < op->n; i++)
-            graph_upsert_entity(g, rows[i].entity_id, op->clean && op->clean[i] ? op->clean[i] : rows[i].props, op->version);
+            graph_upsert_entity_locked(g, rows[i].entity_id, op->clean && op->clean[i] ? op->clean[i] : rows[i].props, op->version);
         break;
     }
     case OP_IMPORT_REL: {
         const rel_row_t *rows = op->rows;
-        for (size_t i = 0; i < op->n; i++) graph_add_relationship(g, rows[i].source, rows[i].target, rows[i].weight, 1);
+        for (size_t i = 0; i < op->n; i++) graph_add_relationship_locked(g, rows[i].source, rows[i].target, rows[i].weight, 1);
         break;
     }
-    case OP_PATCH: graph_upsert_entity(g, op->id, op->merged, op->version); break;
-    case OP_DELETE: graph_delete_entity(g, op->id); break;
+    case OP_PATCH: graph_upsert_entity_locked(g, op->id, op->merged, op->version); break;
+    case OP_DELETE: graph_delete_entity_locked(g, op->id); break;
     case OP_REL_DELETE:
-        for (size_t i = 0; i < op->n_removed; i++) graph_add_relationship(g, op->removed[i].a, op->removed[i].b, op->removed[i].w, -1);
+        for (size_t i = 0; i < op->n_removed; i++) graph_add_relationship_locked(g, op->removed[i].a, op->removed[i].b, op->removed[i].w, -1);
         break;
     default: break;
     }
-    for (size_t i = 0; i < op->n_touched; i++) graph_set_version(g, op->touched[i], op->version);
+    for (size_t i = 0; i < op->n_touched; i++) graph_set_version_locked(g, op->touched[i], op->version);
+    graph_unlock(g);
 }
 
 static int w_exec(store_t *st, const char *sql) {

@@ -1,0 +1,143 @@
+/* Loader fuzzing, bounded: mutates the committed test models (bit flips, interesting bytes,
+ * truncation, chunk copies, inserted bytes) with a seeded generator, and feeds each result
+ * to the loader, the planner (small memory cap) and, when it plans small, a run and an MC
+ * run on zero inputs. The promise: never a crash, a hang or a leak (the sanitizer build
+ * checks) — every bad file is a clean error. Time budget: $NN_FUZZ_SECONDS (default 3). */
+#include "nn/nn.h"
+#include "test.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+static const char *const SEEDS[] = {
+    "tests/models/mlp.onnx", "tests/models/gru_regressor.onnx", "tests/models/lstm_regressor.onnx",
+    "tests/models/bad_shape_mismatch.onnx",
+};
+
+typedef struct { unsigned char *b; size_t n; } buf_t;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static int read_all(const char *path, buf_t *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    out->b = malloc((size_t)n + 1);
+    out->n = out->b ? fread(out->b, 1, (size_t)n, f) : 0;
+    fclose(f);
+    return out->b && out->n == (size_t)n ? 0 : -1;
+}
+
+static size_t mutate(const buf_t *src, unsigned char *dst, size_t cap) {
+    size_t n = src->n < cap ? src->n : cap;
+    memcpy(dst, src->b, n);
+    int rounds = 1 + (int)(rnd() % 4);
+    for (int r = 0; r < rounds && n > 0; r++) {
+        size_t at = (size_t)(rnd() % n);
+        switch (rnd() % 6) {
+        case 0: dst[at] ^= (unsigned char)(1u << (rnd() % 8)); break;
+        case 1: { static const unsigned char v[] = { 0, 1, 0x7f, 0x80, 0xff, 0x08, 0x12 }; dst[at] = v[rnd() % sizeof v]; break; }
+        case 2: n = at; break;                                    /* truncate */
+        case 3: {                                                 /* copy a chunk elsewhere */
+            size_t len = 1 + (size_t)(rnd() % 64), from = (size_t)(rnd() % n);
+            if (from + len > n) len = n - from;
+            if (at + len > n) len = n - at;
+            memmove(dst + at, dst + from, len);
+            break;
+        }
+        case 4:                                                   /* insert a byte */
+            if (n < cap) {
+                memmove(dst + at + 1, dst + at, n - at);
+                dst[at] = (unsigned char)rnd();
+                n++;
+            }
+            break;
+        default: dst[at] = (unsigned char)rnd();
+        }
+    }
+    return n;
+}
+
+static int n_loaded, n_planned, n_ran;
+
+static void exercise(const unsigned char *b, size_t n) {
+    char err[256];
+    nn_model_t *m = NULL;
+    if (nn_model_load_buffer(b, n, &m, err, sizeof err)) return;
+    n_loaded++;
+    for (int mc = 0; mc < 2; mc++) {
+        nn_plan_opts_t o = { .batch = 2, .threads = 1, .max_bytes = 8u << 20, .mc_passes = mc ? 3 : 0 };
+        nn_plan_t *p = NULL;
+        if (nn_plan_create(m, &o, &p, err, sizeof err)) continue;
+        n_planned++;
+        int ni = nn_model_n_inputs(m), no = nn_model_n_outputs(m);
+        void **in = calloc((size_t)ni + 1, sizeof *in), **out = calloc((size_t)no + 1, sizeof *out);
+        float **st = calloc((size_t)no + 1, sizeof *st);
+        nn_mc_stats_t *stats = calloc((size_t)no + 1, sizeof *stats);
+        if (nn_plan_arena_bytes(p) <= (1u << 20)) {
+            for (int i = 0; i < ni; i++) {
+                nn_tensor_t t;
+                nn_plan_input_info(p, i, &t);
+                in[i] = calloc(1, (size_t)nn_tensor_numel(&t) * nn_dtype_size(t.dtype) + 8);
+            }
+            for (int i = 0; i < no; i++) {
+                nn_tensor_t t;
+                nn_plan_output_info(p, i, &t);
+                size_t bytes = (size_t)nn_tensor_numel(&t) * 8 + 8;
+                out[i] = calloc(1, bytes);
+                st[i] = calloc(5, bytes);
+                size_t k = bytes / sizeof(float);
+                stats[i] = (nn_mc_stats_t){ st[i], st[i] + k, st[i] + 2 * k, st[i] + 3 * k, st[i] + 4 * k };
+            }
+            if (mc) nn_run_mc(p, 1, (const void *const *)in, stats, err, sizeof err);
+            else nn_run(p, (const void *const *)in, out, err, sizeof err);
+            n_ran++;
+            for (int i = 0; i < ni; i++) free(in[i]);
+            for (int i = 0; i < no; i++) free(out[i]), free(st[i]);
+        }
+        free(in), free(out), free(st), free(stats);
+        nn_plan_free(p);
+    }
+    nn_model_free(m);
+}
+
+static void test_fuzz_loader_planner(void) {
+    const char *env = getenv("NN_FUZZ_SECONDS");
+    double budget = env ? atof(env) : 3.0;
+    buf_t seeds[sizeof SEEDS / sizeof SEEDS[0]];
+    int ns = 0;
+    for (size_t i = 0; i < sizeof SEEDS / sizeof SEEDS[0]; i++)
+        if (read_all(SEEDS[i], &seeds[ns]) == 0) ns++;
+    ASSERT_EQ_INT(ns, (int)(sizeof SEEDS / sizeof SEEDS[0]));
+    size_t cap = 0;
+    for (int i = 0; i < ns; i++) cap = seeds[i].n > cap ? seeds[i].n : cap;
+    cap += 64;
+    unsigned char *b = malloc(cap);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long iters = 0;
+    for (;; iters++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 > budget) break;
+        const buf_t *src = &seeds[iters % ns];
+        exercise(b, mutate(src, b, cap));
+    }
+    for (int i = 0; i < ns; i++) free(seeds[i].b);
+    free(b);
+    printf("fuzz: %ld inputs in %.1f s: %d loaded, %d plans, %d runs\n", iters, budget, n_loaded, n_planned, n_ran);
+    ASSERT_TRUE(iters > 0);
+}
+
+int main(void) {
+    static const test_case_t cases[] = { TEST_CASE(test_fuzz_loader_planner) };
+    return test_main("nn_fuzz", cases, 1);
+}
