@@ -88,12 +88,117 @@ void buf_json_str(buf_t *b, const char *s, size_t n) {
     buf_putc(b, '"');
 }
 
+/* Shortest of 15, 16 or 17 significant digits that reads back as the same double, exactly,
+ * without printf. For |v| in [1e-9, 1e17), v = m * 2^E; r = v * 10^k = m * 5^k * 2^(k+E)
+ * with k chosen so r is in [1e16, 1e17). m * 5^k (k <= 26) fits in 128 bits, so r's integer
+ * part N and its fraction are exact, and so are the rounding of r to 15, 16 or 17 digits and
+ * the test that a candidate lies inside v's rounding interval (the midpoints to its
+ * neighbours; an exact tie reads back as v when v's mantissa is even). No floating-point
+ * error is involved anywhere, and nothing is guessed. The layout follows %.17g. An order of
+ * magnitude faster than printf + strtod, which dominated the results pages of large jobs. */
+typedef unsigned __int128 u128_t;
+
+static const unsigned long long P10U[] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+    1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+    1000000000000ULL, 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+    10000000000000000ULL, 100000000000000000ULL};
+
+/* Writes D (nd digits, maybe 10^nd after rounding up) times 10^(x - nd + 1) like %.17g. */
+static int fmt_digits(unsigned long long d, int nd, int x, int neg, char *out) {
+    if (d >= P10U[nd]) { d /= 10; x++; } /* rounded up to 10^nd: one digit more in front */
+    char dig[18];
+    for (int i = nd - 1; i >= 0; i--) { dig[i] = (char)('0' + d % 10); d /= 10; }
+    while (nd > 1 && dig[nd - 1] == '0') nd--;
+    char *p = out;
+    if (neg) *p++ = '-';
+    if (x >= -4 && x < 17) {
+        if (x < 0) {
+            *p++ = '0'; *p++ = '.';
+            for (int i = -1; i > x; i--) *p++ = '0';
+            memcpy(p, dig, (size_t)nd); p += nd;
+        } else {
+            for (int i = 0; i <= x; i++) *p++ = i < nd ? dig[i] : '0';
+            if (nd > x + 1) { *p++ = '.'; memcpy(p, dig + x + 1, (size_t)(nd - x - 1)); p += nd - x - 1; }
+        }
+    } else {
+        *p++ = dig[0];
+        if (nd > 1) { *p++ = '.'; memcpy(p, dig + 1, (size_t)(nd - 1)); p += nd - 1; }
+        p += sprintf(p, "e%c%02d", x < 0 ? '-' : '+', x < 0 ? -x : x);
+    }
+    *p = 0;
+    return (int)(p - out);
+}
+
+
+static int fmt_double_fast(double v, char *out) {
+    double a = fabs(v);
+    if (a == 0) { if (signbit(v)) { memcpy(out, "-0", 3); return 2; } memcpy(out, "0", 2); return 1; }
+    if (!(a >= 1e-9 && a < 1e17)) return -1;
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    const int be = (int)(bits >> 52);
+    const uint64_t m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
+    const int E = be - 1075;
+    const int boundary = m == 1ULL << 52; /* the neighbour below is half as far */
+    int x = (int)floor(log10(a));        /* decimal exponent of the first digit, maybe off by one */
+    int k = 16 - x;
+    uint64_t N = 0, p5 = 1;
+    u128_t rem = 0;
+    int S = 0, t = 0; /* r = N + rem / 2^S, or r = m 5^k 2^t exactly (t >= 0, rem = 0) */
+    for (int tries = 0;; tries++) {
+        if (tries == 3 || k < 0 || k > 26) return -1;
+        p5 = 1;
+        for (int i = 0; i < k; i++) p5 *= 5;
+        const u128_t X = (u128_t)m * p5;
+        const int sh = -(k + E);
+        u128_t q;
+        if (sh > 0) {
+            if (sh > 64) return -1;
+            S = sh; t = 0;
+            q = X >> sh;
+            rem = X & (((u128_t)1 << sh) - 1);
+        } else {
+            S = 0; t = -sh;
+            if (t > 8) return -1;
+            q = X << t;
+            rem = 0;
+        }
+        if (q >= (u128_t)P10U[17]) { k--; x++; continue; }
+        if (q < (u128_t)P10U[16]) { k++; x--; continue; }
+        N = (uint64_t)q;
+        break;
+    }
+    /* below, everything is in units of 2^-(S+2) of r: v itself and its rounding interval */
+    const u128_t a_s = ((u128_t)m * p5 << 2) << t;
+    const u128_t hu = ((u128_t)p5 << 1) << t;            /* half an ulp above v */
+    const u128_t hl = boundary && be > 1 ? hu >> 1 : hu; /* and below */
+    const u128_t hi = a_s + hu, lo = a_s - hl;
+    for (int nd = 15; nd <= 17; nd++) {
+        const int j = 17 - nd;
+        const uint64_t pj = P10U[j];
+        const uint64_t qi = N / pj, qr = N % pj;
+        /* fraction of r / 10^j against one half: 2 (qr 2^S + rem) vs 10^j 2^S */
+        const u128_t twice = (((u128_t)qr << S) + rem) << 1, whole = (u128_t)pj << S;
+        uint64_t c[2] = {qi + (twice > whole), 0};
+        int nc = 1;
+        if (twice == whole) c[nc++] = qi + 1; /* an exact tie: try both neighbours */
+        for (int i = 0; i < nc; i++) {
+            const u128_t cand = (u128_t)c[i] * pj << (S + 2);
+            if ((cand > lo && cand < hi) || ((cand == lo || cand == hi) && !(m & 1)))
+                return fmt_digits(c[i], nd, x, v < 0, out);
+        }
+    }
+    return -1;
+}
+
 void buf_json_double(buf_t *b, double v) {
     if (!isfinite(v)) { buf_puts(b, "null"); return; }
-    char tmp[32];
-    /* %.17g always round-trips; try shorter first so common values print compactly */
-    int n = snprintf(tmp, sizeof tmp, "%.15g", v);
-    if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    char tmp[40];
+    int n = fmt_double_fast(v, tmp);
+    for (int prec = 15; n < 0; prec++) { /* rare: outside the fast path's range */
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (prec < 17 && strtod(tmp, NULL) != v) n = -1;
+    }
     buf_append(b, tmp, (size_t)n);
 }
 
