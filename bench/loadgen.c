@@ -15,6 +15,10 @@
  * read with jansson. Each request's entity sample (ids ACTOR-000001..) comes from a seeded
  * xorshift generator, one per thread. Targets are loopback addresses only.
  *
+ * Jobs of phases 1-3 get a fresh random entity sample and a temperature of their own in
+ * [0.5, 0.6), so that they are computed, not served from a cache (a per-entity cache keyed by
+ * parameters would otherwise answer most of them once the graph has been covered); phase 4
+ * repeats one request with T = 0.5. --same-params: T = 0.5 everywhere, as loadgen.py does.
  * "completed_at_post" counts submissions answered COMPLETED at once (a cache hit): only phase 4
  * should have any (the default seed is the clock; pass --seed for repeatable samples).
  *
@@ -48,6 +52,7 @@ typedef struct {
     char host[64];
     int port;
     int entities, size, jobs, clients, e2e_runs;
+    int fresh; /* phases 1-3: a temperature of its own per job (default); 0: all T = 0.5 */
     double duration_s, poll_ms, phase_timeout_s;
     uint64_t seed;
     const char *json_path;
@@ -138,7 +143,7 @@ static size_t id_format(char *out, int comma, uint32_t id) {
 }
 
 /* A fresh job body with k random ids; the caller frees it. */
-static char *job_body(sampler_t *s, int k, size_t *len) {
+static char *job_body(sampler_t *s, int k, int fresh, size_t *len) {
     size_t cap = (size_t)k * 24 + 256, n = 0;
     char *b = malloc(cap);
     if (!b)
@@ -151,9 +156,13 @@ static char *job_body(sampler_t *s, int k, size_t *len) {
         s->perm[j] = t;
         n += id_format(b + n, i > 0, s->perm[i]);
     }
+    /* fresh: a temperature of its own in [0.5, 0.6) (1e9 values), so that no job is answered
+     * from a result cache keyed by parameters, per entity or per request */
+    double temperature = fresh ? 0.5 + (double)(rng_next(&s->rng) % 1000000000ULL) * 1e-10 : 0.5;
     n += (size_t)snprintf(b + n, cap - n,
                           "],\"prediction_type\":\"spin_flip_probability\","
-                          "\"parameters\":{\"temperature\":0.5,\"time_horizon\":\"24h\"}}");
+                          "\"parameters\":{\"temperature\":%.12g,\"time_horizon\":\"24h\"}}",
+                          temperature);
     *len = n;
     return b;
 }
@@ -722,9 +731,9 @@ static worker_t *workers_new(phase_t *p, int n, uint64_t seed) {
 static void *warmup_thread(void *arg) {
     worker_t *w = arg;
     size_t len;
-    char *body = job_body(&w->sampler, w->p->o->size, &len);
+    char *body = job_body(&w->sampler, w->p->o->size, w->p->o->fresh, &len);
     fetched_t f;
-    json_t *job;
+    json_t *job = NULL;
     if (body && !api_run_job(&w->conn, w->p, body, len, 1, &f, &job) && f.predictions != w->p->o->size)
         phase_fail(w->p, "warm-up: %ld predictions for %d entities", f.predictions, w->p->o->size);
     json_decref(job);
@@ -795,7 +804,7 @@ static json_t *phase_submit(const opts_t *o, phase_t *p) {
     if (!bodies || !lens || !ids || sampler_init(&s, o->entities, o->seed + 1))
         goto fail;
     for (int i = 0; i < n; i++)
-        if (!(bodies[i] = job_body(&s, o->size, &lens[i])))
+        if (!(bodies[i] = job_body(&s, o->size, o->fresh, &lens[i])))
             goto fail;
     if (!(w = workers_new(p, o->clients, o->seed + 11)))
         goto fail;
@@ -844,14 +853,14 @@ static void *sustained_thread(void *arg) {
     /* a job still in flight at the end of the window finishes but is not counted */
     for (long k = 0; k < 10000000 && now_s() < w->window_end && phase_going(w->p); k++) {
         size_t len;
-        char *body = job_body(&w->sampler, w->p->o->size, &len);
+        char *body = job_body(&w->sampler, w->p->o->size, w->p->o->fresh, &len);
         if (!body) {
             phase_fail(w->p, "out of memory");
             break;
         }
         double t = now_s();
         fetched_t f;
-        json_t *job;
+        json_t *job = NULL;
         int rc = api_run_job(&w->conn, w->p, body, len, k % FULL_PARSE_EVERY == 0, &f, &job);
         free(body);
         if (!rc && now_s() <= w->window_end) {
@@ -909,12 +918,12 @@ static json_t *phase_e2e(const opts_t *o, phase_t *p) {
     long at_post = 0;
     for (int i = 0; i < o->e2e_runs && phase_going(p); i++) {
         size_t len;
-        char *body = job_body(&w->sampler, o->size, &len);
+        char *body = job_body(&w->sampler, o->size, o->fresh, &len);
         if (!body)
             break;
         double t = now_s();
         fetched_t f;
-        json_t *job;
+        json_t *job = NULL;
         int rc = api_run_job(&w->conn, p, body, len, 1, &f, &job);
         double ms = (now_s() - t) * 1000;
         free(body);
@@ -1020,7 +1029,7 @@ static json_t *phase_cache(const opts_t *o, phase_t *p) {
     if (sampler_init(&s, o->entities, o->seed + 51))
         return NULL;
     size_t len;
-    char *body = job_body(&s, o->size, &len);
+    char *body = job_body(&s, o->size, 0, &len); /* the one repeated request */
     sampler_free(&s);
     if (!body)
         return NULL;
@@ -1049,7 +1058,7 @@ static int usage(const char *argv0, FILE *f, int rc) {
             "usage: %s [--host 127.0.0.1] [--port 8000] [--entities 100000] [--size 1000]\n"
             "          [--jobs 200] [--clients 8] [--duration 30] [--poll-ms 10] [--e2e-runs 20]\n"
             "          [--phase-timeout 60] [--seed time] [--phases submit,sustained,e2e,cache]\n"
-            "          [--json FILE]\n"
+            "          [--same-params] [--json FILE]\n"
             "Load generator for the Ising batch API (loopback targets only).\n",
             argv0);
     return rc;
@@ -1057,7 +1066,7 @@ static int usage(const char *argv0, FILE *f, int rc) {
 
 static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t plen) {
     *o = (opts_t){.port = 8000, .entities = 100000, .size = 1000, .jobs = 200, .clients = 8,
-                  .e2e_runs = 20, .duration_s = 30, .poll_ms = 10, .phase_timeout_s = 60,
+                  .e2e_runs = 20, .fresh = 1, .duration_s = 30, .poll_ms = 10, .phase_timeout_s = 60,
                   .seed = (uint64_t)time(NULL)};
     snprintf(o->host, sizeof o->host, "127.0.0.1");
     snprintf(phases, plen, "submit,sustained,e2e,cache");
@@ -1066,7 +1075,8 @@ static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t ple
         {"size", 1, 0, 's'},     {"jobs", 1, 0, 'j'},          {"clients", 1, 0, 'c'},
         {"duration", 1, 0, 'd'}, {"poll-ms", 1, 0, 'P'},       {"e2e-runs", 1, 0, 'e'},
         {"seed", 1, 0, 'S'},     {"phase-timeout", 1, 0, 'T'}, {"json", 1, 0, 'o'},
-        {"phases", 1, 0, 'x'},   {"help", 0, 0, 'h'},          {0, 0, 0, 0}};
+        {"phases", 1, 0, 'x'},   {"help", 0, 0, 'h'},          {"same-params", 0, 0, 'R'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -1083,6 +1093,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t ple
         case 'T': o->phase_timeout_s = atof(optarg); break;
         case 'o': o->json_path = optarg; break;
         case 'x': snprintf(phases, plen, "%s", optarg); break;
+        case 'R': o->fresh = 0; break;
         case 'h': exit(usage(argv[0], stdout, 0));
         default: return -1;
         }
@@ -1154,9 +1165,9 @@ int main(int argc, char **argv) {
         json_object_set_new(out, all[k].name, r);
     }
     json_object_set_new(out, "loadgen",
-                        json_pack("{s:o, s:o, s:I, s:i, s:i}", "cpu_s", jround(cpu_self_s()),
+                        json_pack("{s:o, s:o, s:I, s:i, s:i, s:b}", "cpu_s", jround(cpu_self_s()),
                                   "wall_s", jround(now_s() - t0), "seed", (json_int_t)o.seed,
-                                  "clients", o.clients, "size", o.size));
+                                  "clients", o.clients, "size", o.size, "fresh_params", o.fresh));
     printf("loadgen: cpu %.2f s, wall %.2f s\n", cpu_self_s(), now_s() - t0);
     if (o.json_path && json_dump_file(out, o.json_path, JSON_INDENT(2) | JSON_REAL_PRECISION(12)) != 0) {
         fprintf(stderr, "loadgen: cannot write %s\n", o.json_path);

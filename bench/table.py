@@ -62,6 +62,10 @@ def main():
             return None
         return s["cpu_s_during_load"] * 1000 / (4 + sum(n) + 1)
 
+    def hits(d):
+        n = [get(d, k, "completed_at_post") for k in ("submit", "sustained", "e2e")]
+        return None if None in n else sum(n)
+
     def load(s):
         return None if s is None or "loadavg_before" not in s else f"{s['loadavg_before']:.2f} / {s['loadavg_after']:.2f}"
 
@@ -84,6 +88,7 @@ def main():
         ("cache POST p99, 1 client (ms)", get(peer, "cache", "clients_1", "post", "p99_ms"), get(pd, "cache", "clients_1", "post", "p99_ms"), "lower", None),
         (f"cache POST p99, {clients} clients (ms)", get(peer, "cache", cN, "post", "p99_ms"), get(pd, "cache", cN, "post", "p99_ms"), "lower", None),
         (f"cache POST+results p99, {clients} clients (ms)", get(peer, "cache", cN, "post_and_results", "p99_ms"), get(pd, "cache", cN, "post_and_results", "p99_ms"), "lower", None),
+        ("phases 1-3: jobs answered COMPLETED at POST (cache hits)", hits(peer), hits(pd), "info", None),
         (f"cache: repeats answered COMPLETED at POST ({clients} clients)", get(peer, "cache", cN, "completed_at_post"), get(pd, "cache", cN, "completed_at_post"), "info", None),
         ("RSS after the run, all processes (MiB)", stack(peer_s, "rss_kb", 1 / 1024), stack(pd_s, "rss_kb", 1 / 1024), "lower", None),
         ("peak RSS, all processes (MiB)", stack(peer_s, "hwm_kb", 1 / 1024), stack(pd_s, "hwm_kb", 1 / 1024), "lower", None),

@@ -84,5 +84,6 @@ void api_job_results(api_req_t *rq, api_resp_t *rs);
 void api_job_cancel(api_req_t *rq, api_resp_t *rs);
 void api_deadletters_list(api_req_t *rq, api_resp_t *rs);
 void api_deadletter_retry(api_req_t *rq, api_resp_t *rs);
+void api_cache_invalidate(api_req_t *rq, api_resp_t *rs); /* api_cache.c */
 
 #endif

@@ -80,7 +80,18 @@ void api_job_get(api_req_t *rq, api_resp_t *rs) {
     int rc = strlen(rq->param) < sizeof job.id ? store_job_get(rq->app->store, rq->param, &job) : 1;
     if (rc == 1) job_not_found(rs, rq->param);
     else if (rc != 0) api_error(rs, 503, "store_unavailable", NULL, "the store could not read the job");
-    else api_put_job(&rs->body, &job);
+    else {
+        api_put_job(&rs->body, &job);
+        /* models with a job summary (cascade): "summary" once the first chunk is stored */
+        buf_t sum = {0};
+        if (rs->body.len > 0 && jobs_summary(rq->app->jobs, job.id, &sum) == 0 && !sum.oom) {
+            rs->body.len--; /* the job object's closing brace */
+            buf_puts(&rs->body, ",\"summary\":");
+            buf_append(&rs->body, sum.data, sum.len);
+            buf_putc(&rs->body, '}');
+        }
+        buf_free(&sum);
+    }
 }
 
 void api_jobs_list(api_req_t *rq, api_resp_t *rs) {

@@ -62,6 +62,7 @@ static const route_t ROUTES[] = {
     {"/api/v1/jobs/{id}/cancel", "POST", api_job_cancel, 1},
     {"/api/v1/deadletters", "GET", api_deadletters_list, 0},
     {"/api/v1/deadletters/{id}/retry", "POST", api_deadletter_retry, 1},
+    {"/api/v1/cache/invalidate", "POST", api_cache_invalidate, 1},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

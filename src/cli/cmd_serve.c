@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cache/cache.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/app.h"
@@ -150,10 +151,16 @@ int cmd_serve(int argc, char **argv) {
         LOG_E("out of memory", "what=metrics");
         goto done;
     }
+    if (cache_open(&app.cache, &app.cfg, app.metrics, err, sizeof err)) {
+        LOG_E("cannot create the result cache", "reason=\"%s\"", err);
+        goto done;
+    }
+    if (app.cache) store_set_apply_hook(app.store, cache_on_graph_change, app.cache);
     if (jobs_start(&app.jobs, &app.cfg, app.store, app.graph, app.metrics, err, sizeof err)) {
         LOG_E("cannot start the job engine", "reason=\"%s\"", err);
         goto done;
     }
+    jobs_attach_cache(app.jobs, app.cache);
     if (api_start(&api, &app, err, sizeof err)) {
         LOG_E("cannot start the HTTP API", "listen=%s reason=\"%s\"", app.cfg.listen, err);
         goto done;
@@ -185,12 +192,15 @@ int cmd_serve(int argc, char **argv) {
     app.jobs = NULL;
     store_close(app.store);
     app.store = NULL;
+    cache_free(app.cache); /* after the store: its apply hook points at the cache */
+    app.cache = NULL;
     LOG_I("stopped", "released_chunks=%d shutdown_ms=%.0f", released, (mono_s() - ts) * 1000.0);
     rc = 0;
 done:
     api_free(api);
     jobs_free(app.jobs);
     store_close(app.store);
+    cache_free(app.cache);
     graph_free(app.graph);
     metrics_free(app.metrics);
     close(lock_fd);

@@ -18,6 +18,7 @@ typedef struct predictd {
     graph_t *graph;
     metrics_t *metrics;
     jobs_t *jobs;
+    struct cache *cache;   /* result cache (cache/cache.h); NULL when cache.enabled = 0 */
     int64_t started_ms;
     volatile int ready;    /* 1 once recovery is done and the API serves; 0 while stopping */
     volatile int stopping; /* SIGTERM received: /readyz answers 503 */

@@ -39,6 +39,12 @@ static const key_def_t KEYS[] = {
     {"jobs", "shutdown_deadline_ms", I(shutdown_deadline_ms), "10000", 0, 3600000, "on SIGTERM, finish the work in hand for at most this long, then release it"},
     {"store", "backend", S(store_backend), "sqlite", 0, 0, "durable store: sqlite"},
     {"store", "synchronous", S(store_synchronous), "full", 0, 0, "SQLite synchronous mode: full (fsync every commit: a 2xx survives power loss) or normal (survives a process crash)"},
+    {"cache", "enabled", I(cache_enabled), "1", 0, 1, "1: serve results from the cache when nothing they depend on changed; 0: compute every entity"},
+    {"cache", "max_bytes", L(cache_max_bytes), "268435456", 0, 1L << 40, "memory bound of the result cache; least recently used entries go beyond it"},
+    {"cache", "ttl_ising_s", I(cache_ttl_ising_s), "3600", 1, 31536000, "seconds a cached ising result may be served"},
+    {"cache", "ttl_cascade_s", I(cache_ttl_cascade_s), "1800", 1, 31536000, "seconds a cached cascade result may be served"},
+    {"cache", "ttl_ews_s", I(cache_ttl_ews_s), "900", 1, 31536000, "seconds a cached ews result may be served"},
+    {"cache", "ttl_bifurcation_s", I(cache_ttl_bifurcation_s), "300", 1, 31536000, "seconds a cached bifurcation result may be served"},
     {"log", "level", S(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"faults", "chunk_failures", I(fault_chunk_failures), "0", 0, 1000000, "testing: the first N chunk attempts fail (exercises retry and dead letters)"},
 };

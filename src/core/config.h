@@ -25,6 +25,13 @@ typedef struct predictd_config {
     /* store */
     char store_backend[32];    /* sqlite */
     char store_synchronous[16];/* full | normal (SQLite PRAGMA synchronous) */
+    /* cache */
+    int cache_enabled;         /* 0: every entity is computed */
+    long cache_max_bytes;      /* memory bound of the result cache (LRU beyond it) */
+    int cache_ttl_ising_s;     /* time to live of a cached result, per model */
+    int cache_ttl_cascade_s;
+    int cache_ttl_ews_s;
+    int cache_ttl_bifurcation_s;
     /* log */
     char log_level[16];        /* debug | info | warn | error */
     /* faults (testing the failure paths) */

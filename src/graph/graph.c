@@ -20,7 +20,9 @@ void graph_free(graph_t *g) {
         free(g->adj[i].nbr);
         free(g->adj[i].w);
         free(g->adj[i].count);
+        free(g->adj[i].out);
     }
+    free(g->threshold);
     free(g->ids); free(g->spin); free(g->field); free(g->version); free(g->adj); free(g->table);
     pthread_rwlock_destroy(&g->lock);
     free(g);
@@ -69,7 +71,7 @@ static int grow_table(graph_t *g) {
 static int grow_nodes(graph_t *g) {
     uint32_t cap = g->cap ? g->cap * 2 : 1024;
 #define GROW(field) do { void *p = realloc(g->field, (size_t)cap * sizeof *g->field); if (!p) return -1; g->field = p; } while (0)
-    GROW(ids); GROW(spin); GROW(field); GROW(version); GROW(adj);
+    GROW(ids); GROW(spin); GROW(field); GROW(threshold); GROW(version); GROW(adj);
 #undef GROW
     memset(g->adj + g->cap, 0, (size_t)(cap - g->cap) * sizeof *g->adj);
     g->cap = cap;
@@ -105,6 +107,7 @@ void graph_upsert_entity_locked(graph_t *g, const char *id, const json_t *props,
     double s = prop_number(props, "spin", NAN);
     g->spin[i] = (s == 1.0 || s == -1.0) ? s : NAN;
     g->field[i] = prop_number(props, "field", 0.0);
+    g->threshold[i] = prop_number(props, "threshold", NAN);
     g->version[i] = version;
 out:
     return;
@@ -115,6 +118,7 @@ static void adj_remove_at(graph_adj_t *a, uint32_t k) {
     a->nbr[k] = a->nbr[a->n];
     a->w[k] = a->w[a->n];
     a->count[k] = a->count[a->n];
+    a->out[k] = a->out[a->n];
 }
 
 static int64_t adj_find(const graph_adj_t *a, uint32_t j) {
@@ -139,7 +143,7 @@ void graph_delete_entity_locked(graph_t *g, const char *id) {
             if (back >= 0) adj_remove_at(b, (uint32_t)back);
             g->edges--;
         }
-        free(a->nbr); free(a->w); free(a->count);
+        free(a->nbr); free(a->w); free(a->count); free(a->out);
         memset(a, 0, sizeof *a);
         /* keep the slot in the hash table (probe chains stay intact) but make it unmatchable */
         free(g->ids[i]);
@@ -149,12 +153,17 @@ void graph_delete_entity_locked(graph_t *g, const char *id) {
     }
 }
 
-static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta) {
+/* outward: the relationships point from a's entity to j (else from j to it). */
+static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta, int outward) {
     int64_t k = adj_find(a, j);
     if (k >= 0) {
         a->w[k] += w * (delta > 0 ? 1 : -1);
         if (delta < 0 && a->count[k] <= (uint32_t)-delta) { adj_remove_at(a, (uint32_t)k); return -1; }
         a->count[k] += (uint32_t)delta;
+        if (outward) {
+            if (delta < 0 && a->out[k] < (uint32_t)-delta) a->out[k] = 0;
+            else a->out[k] += (uint32_t)delta;
+        }
         return 0;
     }
     if (delta < 0) return 0;
@@ -166,12 +175,15 @@ static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta) {
         if (ww) a->w = ww;
         uint32_t *cnt = realloc(a->count, cap * sizeof *cnt);
         if (cnt) a->count = cnt;
-        if (!nbr || !ww || !cnt) return 0;
+        uint32_t *out = realloc(a->out, cap * sizeof *out);
+        if (out) a->out = out;
+        if (!nbr || !ww || !cnt || !out) return 0;
         a->cap = cap;
     }
     a->nbr[a->n] = j;
     a->w[a->n] = w;
     a->count[a->n] = (uint32_t)delta;
+    a->out[a->n] = outward ? (uint32_t)delta : 0;
     a->n++;
     return 1;
 }
@@ -185,8 +197,8 @@ void graph_add_relationship(graph_t *g, const char *a, const char *b, double wei
 void graph_add_relationship_locked(graph_t *g, const char *a, const char *b, double weight, int delta) {
     int64_t i = graph_find(g, a), j = graph_find(g, b);
     if (i >= 0 && j >= 0 && i != j && delta != 0) {
-        int r = adj_add(&g->adj[i], (uint32_t)j, weight, delta);
-        adj_add(&g->adj[j], (uint32_t)i, weight, delta);
+        int r = adj_add(&g->adj[i], (uint32_t)j, weight, delta, 1);
+        adj_add(&g->adj[j], (uint32_t)i, weight, delta, 0);
         g->edges += r;
         g->graph_version++;
     }

@@ -17,6 +17,8 @@ typedef struct {
     uint32_t *nbr;   /* neighbour indices */
     double *w;       /* summed weight per neighbour */
     uint32_t *count; /* relationships behind each entry (an entry goes at 0) */
+    uint32_t *out;   /* of those, how many point from this entity to the neighbour (the
+                      * rest point in); directed models (cascade) read it */
     uint32_t n, cap;
 } graph_adj_t;
 
@@ -25,6 +27,7 @@ typedef struct graph {
     char **ids;            /* index -> id (owned); NULL for a deleted slot */
     double *spin;          /* NAN when the entity has no usable spin */
     double *field;
+    double *threshold;     /* the 'threshold' property (cascade); NAN when absent */
     uint64_t *version;
     graph_adj_t *adj;
     uint32_t n, cap;       /* slots used / allocated */

@@ -65,6 +65,7 @@ static void model_labels(const model_t *md, char *out, size_t n) {
 
 static void work_free(job_work_t *w) {
     if (!w) return;
+    if (w->state && w->free_state) w->free_state(w->state);
     json_decref(w->params);
     free(w->ids_blob);
     free(w->ids);
@@ -318,6 +319,7 @@ typedef struct {
     char *blob;          /* owned: the store may read it until the callback */
     size_t blob_len;
     char reason[256];
+    jobs_cache_run_t *cache_run; /* owned: results to cache once committed (NULL: none) */
 } commit_ctx_t;
 
 static void on_settled(void *arg, int rc) {
@@ -337,6 +339,8 @@ static void on_settled(void *arg, int rc) {
     } else if (rc < 0) {
         LOG_W("chunk settle failed in the store", "dead=%d", c->dead);
     }
+    if (c->cache_run && rc == 0) jobs_cache_commit(j, c->cache_run);
+    jobs_cache_run_free(c->cache_run);
     pthread_mutex_lock(&j->mu);
     chunk_item_t *it = lease_find(j, c->token);
     if (it) {
@@ -362,12 +366,14 @@ static void on_settled(void *arg, int rc) {
 
 /* Runs ids[0..n) through the model in steps, renewing the lease between steps. 0 ok,
  * -1 model failure (err filled), -2 lease lost or stopping (drop the result). */
-static int run_chunk(jobs_t *j, const model_t *md, const json_t *params, const char *const *ids,
+static int run_chunk(jobs_t *j, const model_t *md, const job_work_t *w, const char *const *ids,
                      uint32_t n, uint64_t token, uint8_t *codes, double *out, char *err,
                      size_t errlen) {
+    model_env_t env = j->env;
+    env.job_state = w->state;
     for (uint32_t off = 0; off < n; off += RUN_STEP) {
         uint32_t k = n - off < RUN_STEP ? n - off : RUN_STEP;
-        if (md->xRunChunk(&j->env, params, ids + off, k, codes + off,
+        if (md->xRunChunk(&env, w->params, ids + off, k, codes + off,
                           out + (size_t)off * (size_t)md->n_outputs, err, errlen) != 0)
             return -1;
         if (lease_renew(j, token) < 0) return -2;
@@ -426,9 +432,19 @@ static void *worker_main(void *arg) {
         if (inject) j->faults_injected++;
         int mark = !rt->started_marked;
         rt->started_marked = 1;
-        while (!rt->work && rt->loading) pthread_cond_wait(&j->work_cv, &j->mu);
-        int need_load = !rt->work;
-        if (need_load) rt->loading = 1;
+        /* loading = reading the work from the store and/or the model's per-job xPrepare (a
+         * whole-job simulation may take longer than a lease): the lease does not expire while
+         * its holder waits for or does that; it runs again from when the chunk starts */
+        if (rt->loading) {
+            it->deadline_ms = INT64_MAX;
+            while (rt->loading) pthread_cond_wait(&j->work_cv, &j->mu);
+            it->deadline_ms = mono_ms() + j->cfg.lease_ms;
+        }
+        int need_load = !rt->work || !rt->work->prepared;
+        if (need_load) {
+            rt->loading = 1;
+            it->deadline_ms = INT64_MAX;
+        }
         pthread_mutex_unlock(&j->mu);
 
         const model_t *md = rt->model;
@@ -436,13 +452,28 @@ static void *worker_main(void *arg) {
         err[0] = 0;
         int rc = 0;
         if (need_load) {
-            job_work_t *w = work_load(j, rt, err, sizeof err);
+            /* rt->work is written only by the holder of loading (or under mu while no one
+             * loads), so reading it here is safe */
+            job_work_t *w = rt->work ? rt->work : work_load(j, rt, err, sizeof err);
+            if (w && !w->prepared) {
+                void *state = NULL;
+                if (!md->xPrepare ||
+                    md->xPrepare(&j->env, w->params, w->ids, w->n, &state, err, sizeof err) == 0) {
+                    w->state = state;
+                    w->free_state = md->xFreeState;
+                    w->prepared = 1;
+                } else if (!err[0]) {
+                    snprintf(err, sizeof err, "model %s could not prepare the job", md->name);
+                }
+            }
             pthread_mutex_lock(&j->mu);
+            chunk_item_t *held = lease_find(j, token);
+            if (held) held->deadline_ms = mono_ms() + j->cfg.lease_ms;
             rt->work = w;
             rt->loading = 0;
             pthread_cond_broadcast(&j->work_cv);
             pthread_mutex_unlock(&j->mu);
-            if (!w) rc = -1;
+            if (!w || !w->prepared) rc = -1;
         }
         long from = (long)chunk * rt->chunk_size;
         long left = rt->n_entities - from;
@@ -450,6 +481,7 @@ static void *worker_main(void *arg) {
         uint8_t *codes = NULL;
         double *vals = NULL;
         long ok_n = 0;
+        jobs_cache_run_t *cache_run = NULL;
         double t0 = mono_s(), exec_ms = 0;
         if (rc == 0 && inject) {
             snprintf(err, sizeof err, "injected fault");
@@ -462,8 +494,15 @@ static void *worker_main(void *arg) {
                 snprintf(err, sizeof err, "out of memory");
                 rc = -1;
             } else {
-                rc = run_chunk(j, md, rt->work->params, rt->work->ids + from, n, token, codes,
-                               vals, err, sizeof err);
+                /* entities served from the cache are filled in; the model computes the rest */
+                cache_run = jobs_cache_begin(j, md, rt->work, rt->work->ids + from, n, codes, vals);
+                if (!cache_run)
+                    rc = run_chunk(j, md, rt->work, rt->work->ids + from, n, token, codes,
+                                   vals, err, sizeof err);
+                else if (cache_run->n_miss)
+                    rc = run_chunk(j, md, rt->work, cache_run->miss_ids, cache_run->n_miss, token,
+                                   cache_run->miss_codes, cache_run->miss_vals, err, sizeof err);
+                if (rc == 0 && cache_run) jobs_cache_end(j, cache_run, codes, vals);
                 if (rc == -1 && !err[0]) snprintf(err, sizeof err, "model %s failed", md->name);
             }
         }
@@ -474,6 +513,8 @@ static void *worker_main(void *arg) {
             if (jobs_blob_encode(&blob, rt->work->ids + from, n, md->n_outputs, codes, vals) < 0) {
                 snprintf(err, sizeof err, "out of memory encoding results");
                 rc = -1;
+            } else if (chunk == 0 && md->xSummary && rt->work->state) {
+                jobs_blob_add_summary(&blob, md, rt->work->state);
             }
             char lab[64];
             model_labels(md, lab, sizeof lab);
@@ -517,6 +558,8 @@ static void *worker_main(void *arg) {
                 if (!dead) {
                     ctx->blob_len = blob.len;
                     ctx->blob = buf_steal(&blob);
+                    ctx->cache_run = cache_run;
+                    cache_run = NULL;
                 }
             } else {
                 /* cannot track the commit: release the chunk, the store still has it */
@@ -526,6 +569,7 @@ static void *worker_main(void *arg) {
             }
         }
         pthread_mutex_unlock(&j->mu);
+        jobs_cache_run_free(cache_run); /* not committed: nothing to cache */
         if (ctx && !dead)
             store_chunk_commit(j->st, rt->id, chunk, ctx->blob, ctx->blob_len, ok_n,
                                (long)n - ok_n, exec_ms, on_settled, ctx);
@@ -668,6 +712,9 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     j->g = g;
     j->m = m;
     j->env.graph = g;
+    j->env.store = st;
+    j->env.on_alert = jobs_cache_on_alert; /* an EWS alert drops the entity's cached results */
+    j->env.alert_arg = j;
     j->rng = (uint64_t)now_ms() ^ ((uint64_t)(uintptr_t)j << 16) ^ 0x5eedULL;
     j->n_workers = cfg->workers > 0 ? cfg->workers : cpu_count();
     pthread_mutex_init(&j->mu, NULL);
@@ -866,7 +913,10 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     buf_t blob = {0};
     long n = 0;
     json_t *params = NULL;
-    if (collect_ids(j, json_object_get(request, "entity_ids"), &blob, &n, err) < 0) goto fail;
+    const json_t *entity_ids = json_object_get(request, "entity_ids");
+    /* a model may choose the entities itself when none are given (cascade: all of them) */
+    int model_ids = (!entity_ids || json_is_null(entity_ids)) && md->xDefaultEntities;
+    if (!model_ids && collect_ids(j, entity_ids, &blob, &n, err) < 0) goto fail;
     int priority = 0;
     const json_t *pr = json_object_get(request, "priority");
     if (pr && !json_is_null(pr)) {
@@ -885,6 +935,27 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
         params = NULL;
         goto fail;
     }
+    if (md->xValidate && md->xValidate(&j->env, params, &me) != 0) {
+        set_err(err, 422, "invalid_field", me.field, 0, "%s",
+                me.message[0] ? me.message : "invalid parameters");
+        goto fail;
+    }
+    if (model_ids) {
+        if (md->xDefaultEntities(&j->env, params, &blob, &n, &me) != 0 || blob.oom) {
+            set_err(err, 422, "invalid_field", me.field[0] ? me.field : "entity_ids", 0, "%s",
+                    me.message[0] ? me.message : "entity_ids is required");
+            goto fail;
+        }
+        if (n == 0) {
+            set_err(err, 422, "invalid_field", "entity_ids", 0, "there are no entities to compute");
+            goto fail;
+        }
+        if (n > j->cfg.max_entities) {
+            set_err(err, 422, "too_many_entities", "entity_ids", 0,
+                    "the job would have %ld entities; at most %ld per job", n, j->cfg.max_entities);
+            goto fail;
+        }
+    }
     char *params_json = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     if (!params_json) {
         set_err(err, 503, "out_of_memory", "", 1, "out of memory");
@@ -892,10 +963,14 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     }
 
     const int cs = j->cfg.chunk_size;
-    const long n_chunks = (n + cs - 1) / cs;
+    const long n_chunks_all = (n + cs - 1) / cs;
+    /* chunks served whole from the result cache are stored with the job, not queued */
+    jobs_prefill_t pf;
+    jobs_cache_prefill(j, md, params, params_json, blob.data, blob.len, n, cs, &pf);
+    const long n_chunks = n_chunks_all - (long)pf.n_settled; /* to compute */
     pthread_mutex_lock(&j->mu);
     long queued = (long)(j->heap_n + j->delayed_n) + j->reserved_chunks;
-    if (queued > 0 && queued + n_chunks > j->cfg.max_queue_chunks) {
+    if (queued > 0 && n_chunks > 0 && queued + n_chunks > j->cfg.max_queue_chunks) {
         /* drain rate: workers / average chunk time */
         double avg = j->chunk_ms_avg > 0 ? j->chunk_ms_avg : DEFAULT_CHUNK_MS;
         double excess = (double)(queued + n_chunks - j->cfg.max_queue_chunks);
@@ -904,6 +979,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
         if (retry > 3600) retry = 3600;
         pthread_mutex_unlock(&j->mu);
         free(params_json);
+        jobs_prefill_free(&pf);
         set_err(err, 429, "queue_full", "", retry,
                 "the queue holds %ld chunks (limit %ld); retry in %d s", queued,
                 j->cfg.max_queue_chunks, retry);
@@ -920,8 +996,17 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     nj.job.priority = priority;
     nj.job.chunk_size = cs;
     nj.job.n_entities = n;
-    nj.job.n_chunks = n_chunks;
+    nj.job.n_chunks = n_chunks_all;
     nj.job.created_at = nj.job.updated_at = now_ms();
+    nj.settled = pf.settled;
+    nj.n_settled = pf.n_settled;
+    nj.job.chunks_done = (long)pf.n_settled;
+    nj.job.successful = pf.successful;
+    nj.job.failed = pf.failed;
+    if (n_chunks == 0) { /* every entity served from the cache: done at submission */
+        nj.job.status = JOB_COMPLETED;
+        nj.job.started_at = nj.job.finished_at = nj.job.created_at;
+    }
     nj.params_json = params_json;
     nj.ids = blob.data;
     nj.ids_len = blob.len;
@@ -929,6 +1014,8 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     char existing[32] = {0}, serr[256] = {0};
     int rc = store_job_insert(j->st, &nj, existing, serr, sizeof serr);
     free(params_json);
+    if (rc == 0) jobs_prefill_counted(j, &pf);
+    const uint8_t *prefilled = pf.done;
 
     pthread_mutex_lock(&j->mu);
     j->reserved_chunks -= n_chunks;
@@ -942,8 +1029,9 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
                 rt->work = work_new(params, buf_steal(&blob), len, n);
                 params = NULL;
             }
-            for (long c = 0; c < n_chunks; c++)
-                if (queue_chunk(j, rt, (uint32_t)c, 0) < 0) break; /* no memory: redone at restart */
+            for (long c = 0; c < n_chunks_all; c++)
+                if ((!prefilled || !prefilled[c]) && queue_chunk(j, rt, (uint32_t)c, 0) < 0)
+                    break; /* no memory: redone at restart */
             rt_unref(j, rt);
         }
         long ahead = (long)(j->heap_n + j->delayed_n) - n_chunks;
@@ -952,6 +1040,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     }
     long ahead_all = (long)(j->heap_n + j->delayed_n);
     pthread_mutex_unlock(&j->mu);
+    jobs_prefill_free(&pf);
     json_decref(params);
     params = NULL;
     buf_free(&blob);

@@ -70,6 +70,10 @@ int jobs_deadletter_retry(jobs_t *j, long deadletter_id, char job_id[32]);
 int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, buf_t *out,
                       jobs_error_t *err);
 
+/* The job's summary (one JSON value, from models with xSummary, e.g. cascade sizes per
+ * generation), kept with its first chunk's results. 0 appended to out, 1 none (yet). */
+int jobs_summary(jobs_t *j, const char *id, buf_t *out);
+
 typedef struct {
     long queued_chunks;    /* waiting to be leased, retry delays included */
     long leased_chunks;    /* running now */
@@ -79,6 +83,11 @@ typedef struct {
     double chunk_ms_avg;   /* moving average of a chunk's run time */
 } jobs_stats_t;
 void jobs_stats(jobs_t *j, jobs_stats_t *out);
+
+/* Serves and fills the result cache from now on (NULL: none); an EWS alert invalidates the
+ * entity's entries. Call before serving; c must outlive j. */
+struct cache;
+void jobs_attach_cache(jobs_t *j, struct cache *c);
 
 /* Stops taking chunks; waits up to deadline_ms for the chunks in hand to commit, then stops
  * the workers (work not committed stays pending in the store and is redone at the next

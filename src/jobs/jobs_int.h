@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "cache/cache.h"
 #include "jobs/jobs.h"
 #include "models/model.h"
 
@@ -15,6 +16,11 @@ typedef struct {
     char *ids_blob;         /* n NUL-terminated ids back to back */
     const char **ids;       /* n pointers into ids_blob */
     long n;
+    void *state;            /* the model's xPrepare state (NULL: none or not yet) */
+    int prepared;           /* xPrepare ran (or the model has none) */
+    void (*free_state)(void *state);
+    cache_scope_t cache_scope; /* what its results are cached on (jobs_cache.c) */
+    int cache_scope_set;       /* cache_scope filled (under jobs.mu) */
 } job_work_t;
 
 /* A job with chunks in memory (queued, delayed, leased or committing). */
@@ -50,6 +56,7 @@ struct jobs {
     graph_t *g;
     metrics_t *m;
     model_env_t env;
+    cache_t *cache;         /* NULL: no result cache; set once under mu (jobs_attach_cache) */
 
     pthread_mutex_t mu;     /* protects everything below */
     pthread_cond_t work_cv; /* workers: new chunk, delay due, stop, work loaded */
@@ -76,5 +83,51 @@ struct jobs {
     pthread_t watchdog;
     int threads_started, watchdog_started;
 };
+
+/* Appends the model's job summary to a chunk blob as a trailer after the entities
+ * ("PDSM", u32 length, JSON text); readers of the entities never reach it. */
+void jobs_blob_add_summary(buf_t *blob, const model_t *md, const void *state);
+
+/* ---- jobs_cache.c: the result cache inside the engine ---------------------------------- */
+
+/* Submission: chunks whose every entity is served from the cache, encoded as the chunk blobs
+ * the store writes with the job (so the results pages stay one code path). */
+typedef struct {
+    store_chunk_blob_t *settled; /* n_settled blobs (owned) */
+    size_t n_settled;
+    uint8_t *done;               /* per chunk: 1 settled here */
+    long successful, failed;     /* entities of the settled chunks */
+    cache_scope_t scope;
+} jobs_prefill_t;
+/* Fills pf for a job of n entities (ids: NUL-separated blob) in chunks of cs. 0 always (a
+ * lookup failing only means computing); pf is empty without a cache. */
+int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
+                       const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf);
+void jobs_prefill_free(jobs_prefill_t *pf);
+/* The job was stored: counts its prefilled entities as cache hits. */
+void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf);
+
+/* A worker's chunk: entities served from the cache are filled in before the model runs,
+ * the model computes only miss_ids, jobs_cache_end puts them in place, and once the chunk
+ * is committed jobs_cache_commit stores the results still valid. */
+typedef struct {
+    cache_scope_t scope;
+    uint32_t n_miss;
+    uint32_t *miss_at;         /* index in the chunk of each entity to compute */
+    const char **miss_ids;     /* into ids_copy */
+    char *ids_copy;            /* the missing ids (the job's work may be gone at commit) */
+    uint8_t *miss_codes;
+    double *miss_vals;         /* n_miss * n_outputs */
+    uint64_t *stamp, *gen;     /* per miss: stamp before the run (0: not to be stored) */
+} jobs_cache_run_t;
+/* NULL: no caching for this job (compute ids as usual). */
+jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const char *const *ids,
+                                   uint32_t n, uint8_t *codes, double *vals);
+void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals);
+void jobs_cache_commit(jobs_t *j, jobs_cache_run_t *r);
+void jobs_cache_run_free(jobs_cache_run_t *r);
+/* model_env_t.on_alert (arg: the jobs_t): an EWS alert drops the entity's cached results.
+ * Whatever else an alert does (the ews.alert event) chains from here. */
+void jobs_cache_on_alert(void *arg, const char *entity_id);
 
 #endif

@@ -46,6 +46,18 @@ int jobs_blob_encode(buf_t *out, const char *const *ids, uint32_t n, int n_outpu
     return out->oom ? -1 : 0;
 }
 
+#define SUMMARY_MAGIC "PDSM"
+
+void jobs_blob_add_summary(buf_t *blob, const model_t *md, const void *state) {
+    buf_t js = {0};
+    if (md->xSummary(state, &js) == 0 && !js.oom && js.len < 0xffffffffu) {
+        buf_append(blob, SUMMARY_MAGIC, 4);
+        put_u32(blob, (uint32_t)js.len);
+        buf_append(blob, js.data, js.len);
+    }
+    buf_free(&js);
+}
+
 /* Reader over one blob. */
 typedef struct {
     const uint8_t *p, *end;
@@ -215,7 +227,13 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
                 if (reader_next(&r, &code, &eid, &eid_len, vals, 64) < 0) { ok = 0; break; }
                 if (!first) buf_putc(out, ',');
                 first = 0;
-                if (code == MODEL_OK) {
+                if (code == MODEL_OK && md && md->xRender) {
+                    buf_puts(out, "{\"entity_id\":");
+                    buf_json_str(out, eid, eid_len);
+                    buf_puts(out, ",\"prediction\":");
+                    md->xRender(vals, r.n_outputs < 64 ? r.n_outputs : 64, out);
+                    buf_putc(out, '}');
+                } else if (code == MODEL_OK) {
                     buf_puts(out, "{\"entity_id\":");
                     buf_json_str(out, eid, eid_len);
                     buf_puts(out, ",\"prediction\":{");
@@ -304,4 +322,33 @@ done:
         return -1;
     }
     return 0;
+}
+
+/* The summary trailer of chunk 0's blob: skip the entities, then "PDSM" u32 len JSON. */
+typedef struct {
+    buf_t *out;
+    int found;
+} summary_scan_t;
+
+static void summary_fn(void *arg, uint32_t chunk, const void *blob, size_t len) {
+    summary_scan_t *s = arg;
+    blob_reader_t r;
+    if (chunk != 0 || s->found || reader_init(&r, blob, len) < 0) return;
+    uint8_t code;
+    const char *eid;
+    size_t eid_len;
+    double v;
+    while (r.next < r.n)
+        if (reader_next(&r, &code, &eid, &eid_len, &v, 0) < 0) return;
+    if (r.end - r.p < 8 || memcmp(r.p, SUMMARY_MAGIC, 4) != 0) return;
+    uint32_t n = (uint32_t)r.p[4] | (uint32_t)r.p[5] << 8 | (uint32_t)r.p[6] << 16 | (uint32_t)r.p[7] << 24;
+    if ((size_t)(r.end - r.p) - 8 < n || n == 0) return;
+    buf_append(s->out, r.p + 8, n);
+    s->found = 1;
+}
+
+int jobs_summary(jobs_t *j, const char *id, buf_t *out) {
+    summary_scan_t s = {out, 0};
+    if (store_results_scan(j->st, id, 0, 0, summary_fn, &s) != 0) return 1;
+    return s.found ? 0 : 1;
 }

@@ -6,10 +6,16 @@
  * that a large dE/T gives a tiny rate instead of overflow; 1 - e^-y via expm1 keeps precision
  * for small rates. */
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "core/util.h"
 #include "models/model.h"
+#include "models/models_int.h"
+
+#define MC_MAX_SAMPLES 10000000L
 
 static const char *const OUTPUTS[] = {"p_flip", "delta_e", "local_field", "rate_per_hour"};
 
@@ -46,16 +52,18 @@ static int ising_parse(const json_t *req, json_t **out, model_error_t *err) {
                  p ? "parameters must be an object" : "parameters is required (with temperature)");
         return -1;
     }
-    static const char *const KNOWN[] = {"temperature", "time_horizon", "attempt_rate", "method"};
+    static const char *const KNOWN[] = {"temperature", "time_horizon", "attempt_rate", "method",
+                                        "samples", "radius", "seed"};
     const char *key;
     const json_t *val;
     json_object_foreach((json_t *)p, key, val) {
         size_t k = 0;
-        while (k < 4 && strcmp(key, KNOWN[k])) k++;
-        if (k == 4) {
+        while (k < 7 && strcmp(key, KNOWN[k])) k++;
+        if (k == 7) {
             snprintf(err->field, sizeof err->field, "parameters.%.50s", key);
             snprintf(err->message, sizeof err->message,
-                     "unknown parameter '%.100s' (temperature, time_horizon, attempt_rate, method)", key);
+                     "unknown parameter '%.100s' (temperature, time_horizon, attempt_rate, method, "
+                     "samples, radius, seed)", key);
             return -1;
         }
     }
@@ -85,19 +93,49 @@ static int ising_parse(const json_t *req, json_t **out, model_error_t *err) {
         }
     }
     const json_t *m = json_object_get(p, "method");
-    if (m && !json_is_null(m) && (!json_is_string(m) || strcmp(json_string_value(m), "analytic"))) {
-        snprintf(err->field, sizeof err->field, "parameters.method");
-        snprintf(err->message, sizeof err->message, "method must be \"analytic\" (monte_carlo is not available yet)");
+    int mc = 0;
+    if (m && !json_is_null(m)) {
+        const char *ms = json_is_string(m) ? json_string_value(m) : "";
+        mc = strcmp(ms, "monte_carlo") == 0;
+        if (!mc && strcmp(ms, "analytic")) {
+            snprintf(err->field, sizeof err->field, "parameters.method");
+            snprintf(err->message, sizeof err->message, "method must be \"analytic\" or \"monte_carlo\"");
+            return -1;
+        }
+    }
+    if (!mc) {
+        /* the Monte Carlo knobs mean nothing to the analytic method: say so */
+        for (int k = 4; k < 7; k++)
+            if (json_object_get(p, KNOWN[k])) {
+                snprintf(err->field, sizeof err->field, "parameters.%s", KNOWN[k]);
+                snprintf(err->message, sizeof err->message,
+                         "%s applies to method \"monte_carlo\" only", KNOWN[k]);
+                return -1;
+            }
+        *out = json_pack("{s:s, s:f, s:f, s:f, s:s}", "prediction_type", "spin_flip_probability",
+                         "temperature", T, "time_horizon_s", H_s, "attempt_rate", nu, "method", "analytic");
+        return *out ? 0 : -1;
+    }
+    long long samples = 1000, radius = 2, seed = 0;
+    if (models_int_param(p, "samples", 1, MC_MAX_SAMPLES, &samples, err) < 0) return -1;
+    if (models_int_param(p, "seed", 0, MODELS_MAX_SEED, &seed, err) < 0) return -1;
+    const json_t *r = json_object_get(p, "radius");
+    if (r && json_is_string(r) && strcmp(json_string_value(r), "all") == 0) radius = -1;
+    else if (models_int_param(p, "radius", 0, 1000000, &radius, err) < 0) {
+        snprintf(err->message, sizeof err->message, "radius must be an integer >= 0 (hops) or \"all\"");
         return -1;
     }
-    *out = json_pack("{s:s, s:f, s:f, s:f, s:s}", "prediction_type", "spin_flip_probability",
-                     "temperature", T, "time_horizon_s", H_s, "attempt_rate", nu, "method", "analytic");
+    *out = json_pack("{s:s, s:f, s:f, s:f, s:s, s:I, s:I, s:I}", "prediction_type",
+                     "spin_flip_probability", "temperature", T, "time_horizon_s", H_s,
+                     "attempt_rate", nu, "method", "monte_carlo", "samples", (json_int_t)samples,
+                     "radius", (json_int_t)radius, "seed", (json_int_t)seed);
     return *out ? 0 : -1;
 }
 
 /* ids: n entity ids -> codes[n], out[n][4] = {p_flip, delta_e, local_field, rate_per_hour} */
 static int ising_run(const model_env_t *env, const json_t *params, const char *const *ids,
                      uint32_t n, uint8_t *codes, double *out, char *err, size_t errlen) {
+    if (ising_is_mc(params)) return ising_mc_run(env, params, ids, n, codes, out, err, errlen);
     (void)err; (void)errlen;
     const double T = json_number_value(json_object_get(params, "temperature"));
     const double H = json_number_value(json_object_get(params, "time_horizon_s")) / 3600.0;
@@ -129,10 +167,30 @@ static int ising_run(const model_env_t *env, const json_t *params, const char *c
     return 0;
 }
 
+/* Analytic: the four outputs by name. Monte Carlo marks its rows with rate_per_hour = -1
+ * (a rate is never negative) and uses the slots for {p_flip, p_changed, stderr}. */
+static void ising_render(const double *v, int n, buf_t *out) {
+    int mc = n >= 4 && v[3] < 0;
+    static const char *const MC_OUTPUTS[] = {"p_flip", "p_changed", "stderr"};
+    const char *const *names = mc ? MC_OUTPUTS : OUTPUTS;
+    int k = mc ? 3 : (n < 4 ? n : 4);
+    buf_putc(out, '{');
+    for (int o = 0; o < k; o++) {
+        if (o) buf_putc(out, ',');
+        buf_json_str(out, names[o], strlen(names[o]));
+        buf_putc(out, ':');
+        buf_json_double(out, v[o]);
+    }
+    buf_putc(out, '}');
+}
+
 const model_t MODEL_ISING = {
     .name = "ising",
     .n_outputs = 4,
     .output_names = OUTPUTS,
     .xParse = ising_parse,
     .xRunChunk = ising_run,
+    .xPrepare = ising_mc_prepare,
+    .xFreeState = ising_mc_free,
+    .xRender = ising_render,
 };

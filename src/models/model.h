@@ -11,13 +11,31 @@
 
 #include <jansson.h>
 
+#include "core/util.h"
 #include "graph/graph.h"
 
-enum { MODEL_OK = 0, MODEL_ERR_UNKNOWN_ENTITY = 1, MODEL_ERR_INVALID_SPIN = 2 };
+struct store;
+
+enum {
+    MODEL_OK = 0,
+    MODEL_ERR_UNKNOWN_ENTITY = 1,
+    MODEL_ERR_INVALID_SPIN = 2,
+    MODEL_ERR_TOO_FEW_POINTS = 3,  /* ews/bifurcation: fewer than min_points in the window */
+    MODEL_ERR_NO_VARIANCE = 4,     /* ews/bifurcation: the residuals are constant */
+    MODEL_ERR_NOT_SIMULATED = 5,   /* created after the job's simulation ran */
+};
 
 /* What a model needs to compute: the shared state of the server. */
 typedef struct {
     graph_t *graph;
+    struct store *store;   /* observations (ews, bifurcation); may be NULL in tests */
+    /* Called by ews for each entity whose alert fired (both taus >= alert_tau), from a
+     * worker thread, possibly many at once: must be thread-safe and quick. NULL: none. */
+    void (*on_alert)(void *arg, const char *entity_id);
+    void *alert_arg;
+    /* The job's state from xPrepare (NULL for models without one). Set per chunk by the
+     * job engine; a model reads it only. */
+    const void *job_state;
 } model_env_t;
 
 /* A validation failure: the field (dotted path) and the reason. */
@@ -37,6 +55,30 @@ typedef struct model {
      * with err filled when the whole chunk failed (it will be retried). */
     int (*xRunChunk)(const model_env_t *env, const json_t *params, const char *const *ids,
                      uint32_t n, uint8_t *codes, double *out, char *err, size_t errlen);
+
+    /* ---- optional hooks (NULL when the model has none) ---- */
+    /* Runs once per job, before any chunk, on one worker, with all the job's ids (models
+     * that simulate the whole job at once: cascade, Monte Carlo Ising). The state goes to
+     * every xRunChunk as env->job_state and is freed with xFreeState when the job leaves
+     * memory (it is made again after a restart). 0 ok (*state may stay NULL), -1 err. */
+    int (*xPrepare)(const model_env_t *env, const json_t *params, const char *const *ids,
+                    long n, void **state, char *err, size_t errlen);
+    void (*xFreeState)(void *state);
+    /* Appends the job's summary as one JSON value (e.g. cascade sizes per generation) from
+     * the prepared state; it is stored with the job's first chunk and shown by
+     * GET /api/v1/jobs/{id} as "summary". 0 ok, -1 none. */
+    int (*xSummary)(const void *state, buf_t *out);
+    /* Appends one entity's prediction object from its n outputs (when the flat
+     * {output_name: number} form does not fit: nulls with a reason, booleans, layouts that
+     * depend on a parameter). */
+    void (*xRender)(const double *v, int n, buf_t *out);
+    /* Checks parameters that need the server's state (e.g. seed entities exist) at
+     * submission. 0 ok, -1 with err. */
+    int (*xValidate)(const model_env_t *env, const json_t *params, model_error_t *err);
+    /* The job's entities when the request has no entity_ids: appends n NUL-terminated ids
+     * to blob. 0 ok, -1 err. */
+    int (*xDefaultEntities)(const model_env_t *env, const json_t *params, buf_t *blob,
+                            long *n, model_error_t *err);
 } model_t;
 
 /* Registry of built-in models. NULL when unknown. */
@@ -46,5 +88,8 @@ const char *model_error_name(int code);
 void model_error_message(int code, const char *entity_id, char *out, size_t outlen);
 
 extern const model_t MODEL_ISING;
+extern const model_t MODEL_CASCADE;
+extern const model_t MODEL_EWS;
+extern const model_t MODEL_BIFURCATION;
 
 #endif

@@ -10,7 +10,8 @@
  *   per plan (runs on one plan are not thread-safe); use one plan per concurrent caller.
  *   Nothing is allocated on the run path.
  * - Dense products go through OpenBLAS with its own threading switched off
- *   (openblas_set_num_threads(1), process-wide); the plan's pool splits work by rows.
+ *   (openblas_set_num_threads(1), process-wide), those of LSTM/GRU/RNN through our own
+ *   AVX2 kernel when the CPU has it; the plan's pool splits work by rows.
  * - Errors: functions return 0 or a negative NN_ERR_* and write a one-line message into
  *   err[errlen] (when err is not NULL). Nothing a file or a caller can provide aborts.
  */
@@ -57,6 +58,10 @@ typedef struct nn_model nn_model_t;
  * (first unknown one is named with its node), every input produced, no cycle. */
 int nn_model_load(const char *path, nn_model_t **out, char *err, size_t errlen);
 int nn_model_load_buffer(const void *buf, size_t len, nn_model_t **out, char *err, size_t errlen);
+/* With NN_LOAD_ALLOW_UNSUPPORTED, unknown ops do not fail the load (for `model check`: list
+ * the ops and which run); nn_plan_create then fails on the first one, naming it. */
+#define NN_LOAD_ALLOW_UNSUPPORTED 1
+int nn_model_load_flags(const char *path, int flags, nn_model_t **out, char *err, size_t errlen);
 void nn_model_free(nn_model_t *m);
 
 /* Model information; pointers stay valid while the model lives. Inputs are the graph
@@ -70,6 +75,8 @@ void nn_model_output_info(const nn_model_t *m, int i, nn_tensor_t *info);
 int64_t nn_model_opset(const nn_model_t *m);            /* default ("" / ai.onnx) domain */
 int nn_model_n_nodes(const nn_model_t *m);
 const char *nn_model_node_op(const nn_model_t *m, int i);
+const char *nn_model_node_name(const nn_model_t *m, int i);
+int nn_model_node_supported(const nn_model_t *m, int i);
 int nn_model_n_dropouts(const nn_model_t *m);
 int nn_op_supported(const char *op_type);             /* 1 if the engine runs this op */
 int nn_n_supported_ops(void);
@@ -128,10 +135,12 @@ typedef struct {
 /* Monte Carlo dropout: mc_passes passes, masks drawn from `seed` (the same masks as
  * nn_run_pass(seed, 0..passes-1)). The part of the graph no Dropout reaches is computed
  * once; the rest runs once with the passes stacked along the batch axis: the plan is
- * inferred at batch passes*B as well, and a value's batch axis is the one axis that grows
- * passes times (planning fails with NN_ERR_UNSUPPORTED where there is none, e.g. a Dropout
- * on a value that mixes rows). Assumed, not checked: no op after a Dropout merges the batch
- * axis with another axis of size > 1 (a Reshape [T, B, H] -> [T*B, H] would reorder rows).
+ * inferred with every runtime input's axis 0 (its batch axis, see nn_plan_opts_t.batch)
+ * passes times larger as well, and a value's batch axis is the one axis that grows
+ * passes times. Planning fails with NN_ERR_UNSUPPORTED where stacking would not equal
+ * separate passes: a value after a Dropout without such an axis, or an op that combines or
+ * moves rows (a Reshape merging the batch axis with another, Softmax, LayerNormalization,
+ * Concat, Gather or Slice over it, a product over it).
  * Mask of pass q, Dropout node n, element i of that pass's tensor: keep when
  * u(seed, n, q, i) >= ratio, u a counter-based uniform (see nn_internal.h). Outputs must be
  * float. std is the population standard deviation (divide by passes); quantiles use
@@ -140,7 +149,7 @@ typedef struct {
 int nn_run_mc(nn_plan_t *p, uint64_t seed, const void *const *inputs, nn_mc_stats_t *stats,
               char *err, size_t errlen);
 
-/* The quantile rule above, exposed for tests: sorts x in place. */
+/* The quantile rule above on an ascending x; and the in-place sort nn_run_mc uses. */
 float nn_quantile_sorted(const float *x, int n, double q);
 void nn_sort_floats(float *x, int n);
 

@@ -38,6 +38,7 @@ struct nn_model {
     int *order;          /* topological order of the nodes */
     int *inputs, n_inputs;
     int *outputs, n_outputs;
+    int flags;           /* NN_LOAD_* */
 };
 
 /* A value inside a plan: shape, and where its data lives. */
@@ -73,6 +74,7 @@ typedef struct {
      * constant weights (step->packed) and ask for scratch (step->scratch_bytes). */
     int (*infer)(nn_step_t *s, char *err, size_t errlen);
     int (*run)(nn_exec_t *ex, nn_step_t *s);
+    int min_in;          /* inputs that must be present (the planner checks them) */
 } nn_op_t;
 
 struct nn_step {
@@ -135,6 +137,15 @@ double nn_val_getf(const nn_val_t *v, int64_t i);
 void nn_gemm(const nn_exec_t *ex, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
              float beta, float *C, int64_t ldc);
+
+/* the recurrent products (nn_kern.c): B packed in 16-column panels, N % 16 == 0;
+ * C (+)= A B[:, col0 : col0 + ncols] + bias[col0 : col0 + ncols] (bias may be NULL) */
+int nn_kern_available(void);
+void nn_vsigmoid_avx2(float *y, const float *x, int64_t n);   /* only when nn_kern_available() */
+void nn_vtanh_avx2(float *y, const float *x, int64_t n);
+void nn_pack_b(float *dst, const float *B, int64_t ldb, int trans, int64_t K, int64_t N);
+void nn_kern_mm(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
+                int64_t lda, float *C, int64_t ldc, int acc, const float *bias);
 
 /* thread pool: fn(arg, ith, nth) for ith in [0, nth), the caller runs ith 0 */
 nn_pool_t *nn_pool_create(int threads);

@@ -308,7 +308,7 @@ static int build(nn_model_t *m, char *err, size_t errlen) {
         if (np->domain && np->domain[0] && strcmp(np->domain, "ai.onnx") != 0)
             return nn_errf(err, errlen, NN_ERR_UNSUPPORTED, "unsupported op '%s' of domain '%s' (node '%s', #%zu)", n->op, np->domain, n->name, i);
         n->op_id = nn_op_find(n->op);
-        if (n->op_id < 0)
+        if (n->op_id < 0 && !(m->flags & NN_LOAD_ALLOW_UNSUPPORTED))
             return nn_errf(err, errlen, NN_ERR_UNSUPPORTED, "unsupported op '%s' (node '%s', #%zu)", n->op, n->name, i);
         n->n_in = (int)np->n_input;
         n->n_out = (int)np->n_output;
@@ -377,10 +377,11 @@ static int build(nn_model_t *m, char *err, size_t errlen) {
     return 0;
 }
 
-int nn_model_load_buffer(const void *buf, size_t len, nn_model_t **out, char *err, size_t errlen) {
+static int load_buffer(const void *buf, size_t len, int flags, nn_model_t **out, char *err, size_t errlen) {
     *out = NULL;
     nn_model_t *m = calloc(1, sizeof *m);
     if (!m) return nn_errf(err, errlen, NN_ERR_NOMEM, "out of memory");
+    m->flags = flags;
     m->proto = onnx__model_proto__unpack(NULL, len, buf);
     if (!m->proto) {
         free(m);
@@ -395,14 +396,22 @@ int nn_model_load_buffer(const void *buf, size_t len, nn_model_t **out, char *er
     return 0;
 }
 
+int nn_model_load_buffer(const void *buf, size_t len, nn_model_t **out, char *err, size_t errlen) {
+    return load_buffer(buf, len, 0, out, err, errlen);
+}
+
 int nn_model_load(const char *path, nn_model_t **out, char *err, size_t errlen) {
+    return nn_model_load_flags(path, 0, out, err, errlen);
+}
+
+int nn_model_load_flags(const char *path, int flags, nn_model_t **out, char *err, size_t errlen) {
     uint8_t *buf;
     size_t len;
     *out = NULL;
     int rc = read_file(path, &buf, &len, err, errlen);
     if (rc) return rc;
     char e2[400];
-    rc = nn_model_load_buffer(buf, len, out, e2, sizeof e2);
+    rc = load_buffer(buf, len, flags, out, e2, sizeof e2);
     free(buf);
     if (rc) nn_errf(err, errlen, rc, "%s: %s", path, e2);
     return rc;
@@ -427,6 +436,8 @@ void nn_model_output_info(const nn_model_t *m, int i, nn_tensor_t *info) {
 int64_t nn_model_opset(const nn_model_t *m) { return m->opset; }
 int nn_model_n_nodes(const nn_model_t *m) { return m->n_nodes; }
 const char *nn_model_node_op(const nn_model_t *m, int i) { return m->nodes[i].op; }
+const char *nn_model_node_name(const nn_model_t *m, int i) { return m->nodes[i].name; }
+int nn_model_node_supported(const nn_model_t *m, int i) { return m->nodes[i].op_id >= 0; }
 int nn_model_n_dropouts(const nn_model_t *m) {
     int n = 0;
     for (int i = 0; i < m->n_nodes; i++) n += strcmp(m->nodes[i].op, "Dropout") == 0;

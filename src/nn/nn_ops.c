@@ -24,30 +24,31 @@ int nn_const_ints(const nn_val_t *v, int64_t *buf, int max) {
 
 /* ---- vectorizable exp, sigmoid, tanh (see nn_ops.h) ---- */
 
-static inline float expf_fast(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+static inline float expf_fast(float x0) {
+    float x = x0 > -87.0f ? x0 : -87.0f;   /* NaN -> -87 here, and back to NaN at the end */
+    x = x < 88.0f ? x : 88.0f;
     float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round to nearest */
     float r = x - kf * 0.693145751953125f - kf * 1.42860682030941723e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)kf + 127) * (1 << 23);
+    uint32_t bits = (uint32_t)((int32_t)kf + 127) << 23;
     float s;
     memcpy(&s, &bits, sizeof s);
-    return p * s;
+    return x0 == x0 ? p * s : x0;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define NN_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define NN_CLONES
-#endif
-
-NN_CLONES void nn_vsigmoid(float *y, const float *x, int64_t n) {
+/* AVX2 + FMA versions in nn_kern.c when the CPU has them; this portable loop otherwise. */
+void nn_vsigmoid(float *y, const float *x, int64_t n) {
+    if (n >= 8 && nn_kern_available()) { nn_vsigmoid_avx2(y, x, n); return; }
     for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf_fast(-x[i]));
 }
 
-NN_CLONES void nn_vtanh(float *y, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = 2.0f / (1.0f + expf_fast(-2.0f * x[i])) - 1.0f;
+void nn_vtanh(float *y, const float *x, int64_t n) {
+    if (n >= 8 && nn_kern_available()) { nn_vtanh_avx2(y, x, n); return; }
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], v2 = v * v;
+        float small = v + v * v2 * (-1.0f / 3 + v2 * (2.0f / 15 + v2 * (-17.0f / 315 + v2 * (62.0f / 2835 + v2 * (-1382.0f / 155925)))));
+        y[i] = fabsf(v) < 0.25f ? small : 2.0f / (1.0f + expf_fast(-2.0f * v)) - 1.0f;
+    }
 }
 
 /* ---- Identity, activations ---- */
@@ -754,37 +755,37 @@ static int run_cast(nn_exec_t *ex, nn_step_t *s) {
 /* ---- the table ---- */
 
 const nn_op_t nn_ops[] = {
-    { "Identity", infer_same, run_identity },
-    { "Relu", infer_act, run_relu },
-    { "LeakyRelu", infer_act, run_leaky },
-    { "Tanh", infer_act, run_tanh },
-    { "Sigmoid", infer_act, run_sigmoid },
-    { "Dropout", infer_dropout, run_dropout },
-    { "Add", infer_add, run_binary },
-    { "Sub", infer_sub, run_binary },
-    { "Mul", infer_mul, run_binary },
-    { "Div", infer_div, run_binary },
-    { "Reshape", infer_reshape, run_identity },
-    { "Flatten", infer_flatten, run_identity },
-    { "Squeeze", infer_squeeze, run_identity },
-    { "Unsqueeze", infer_unsqueeze, run_identity },
-    { "Transpose", infer_transpose, run_transpose },
-    { "Concat", infer_concat, run_concat },
-    { "Slice", infer_slice, run_slice },
-    { "Gather", infer_gather, run_gather },
-    { "Shape", infer_shape, run_none },
-    { "Constant", infer_constant, run_none },
-    { "ConstantOfShape", infer_constant_of_shape, run_constant_of_shape },
-    { "Cast", infer_cast, run_cast },
-    { "Gemm", nn_infer_gemm, nn_run_gemm },
-    { "MatMul", nn_infer_matmul, nn_run_matmul },
-    { "Softmax", nn_infer_softmax, nn_run_softmax },
-    { "ReduceMean", nn_infer_reduce_mean, nn_run_reduce_mean },
-    { "BatchNormalization", nn_infer_batchnorm, nn_run_batchnorm },
-    { "LayerNormalization", nn_infer_layernorm, nn_run_layernorm },
-    { "LSTM", nn_infer_lstm, nn_run_lstm },
-    { "GRU", nn_infer_gru, nn_run_gru },
-    { "RNN", nn_infer_rnn, nn_run_rnn },
+    { "Identity", infer_same, run_identity, 1 },
+    { "Relu", infer_act, run_relu, 1 },
+    { "LeakyRelu", infer_act, run_leaky, 1 },
+    { "Tanh", infer_act, run_tanh, 1 },
+    { "Sigmoid", infer_act, run_sigmoid, 1 },
+    { "Dropout", infer_dropout, run_dropout, 1 },
+    { "Add", infer_add, run_binary, 2 },
+    { "Sub", infer_sub, run_binary, 2 },
+    { "Mul", infer_mul, run_binary, 2 },
+    { "Div", infer_div, run_binary, 2 },
+    { "Reshape", infer_reshape, run_identity, 1 },
+    { "Flatten", infer_flatten, run_identity, 1 },
+    { "Squeeze", infer_squeeze, run_identity, 1 },
+    { "Unsqueeze", infer_unsqueeze, run_identity, 1 },
+    { "Transpose", infer_transpose, run_transpose, 1 },
+    { "Concat", infer_concat, run_concat, 1 },
+    { "Slice", infer_slice, run_slice, 1 },
+    { "Gather", infer_gather, run_gather, 2 },
+    { "Shape", infer_shape, run_none, 1 },
+    { "Constant", infer_constant, run_none, 0 },
+    { "ConstantOfShape", infer_constant_of_shape, run_constant_of_shape, 1 },
+    { "Cast", infer_cast, run_cast, 1 },
+    { "Gemm", nn_infer_gemm, nn_run_gemm, 2 },
+    { "MatMul", nn_infer_matmul, nn_run_matmul, 2 },
+    { "Softmax", nn_infer_softmax, nn_run_softmax, 1 },
+    { "ReduceMean", nn_infer_reduce_mean, nn_run_reduce_mean, 1 },
+    { "BatchNormalization", nn_infer_batchnorm, nn_run_batchnorm, 5 },
+    { "LayerNormalization", nn_infer_layernorm, nn_run_layernorm, 2 },
+    { "LSTM", nn_infer_lstm, nn_run_lstm, 3 },
+    { "GRU", nn_infer_gru, nn_run_gru, 3 },
+    { "RNN", nn_infer_rnn, nn_run_rnn, 3 },
 };
 const int nn_n_ops = (int)(sizeof nn_ops / sizeof nn_ops[0]);
 

@@ -96,7 +96,7 @@ static void gemm_rows(void *arg, int ith, int nth) {
 
 int nn_run_gemm(nn_exec_t *ex, nn_step_t *s) {
     job_t j = { ex, s };
-    if (s->ip[0] >= 8 && ex->pool) nn_pool_run(ex->pool, gemm_rows, &j);
+    if (ex->pool && s->ip[0] >= 8 && s->ip[0] * s->ip[1] * s->ip[2] >= (1 << 18)) nn_pool_run(ex->pool, gemm_rows, &j);
     else gemm_rows(&j, 0, 1);
     return 0;
 }
@@ -165,8 +165,8 @@ static void matmul_part(void *arg, int ith, int nth) {
 
 int nn_run_matmul(nn_exec_t *ex, nn_step_t *s) {
     job_t j = { ex, s };
-    int64_t work = s->ip[29] ? s->ip[3] * s->ip[0] : s->ip[3];
-    if (ex->pool && work >= 8) nn_pool_run(ex->pool, matmul_part, &j);
+    int64_t work = s->ip[29] ? s->ip[3] * s->ip[0] : s->ip[3];   /* rows or matrices to split */
+    if (ex->pool && work >= 8 && s->ip[3] * s->ip[0] * s->ip[1] * s->ip[2] >= (1 << 18)) nn_pool_run(ex->pool, matmul_part, &j);
     else matmul_part(&j, 0, 1);
     return 0;
 }

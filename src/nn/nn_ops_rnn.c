@@ -25,6 +25,8 @@ typedef struct {
     int has_b, has_seq, has_h0, has_c0, has_p;
     size_t off_gx, off_h, off_c, off_g, off_m, off_tmp, off_bias, off_rbh; /* scratch, floats */
     float *wt, *rt;  /* packed W^T [D, I, GH], R^T [D, H, GH] (inside the same block) */
+    float *rp, *wp;  /* R^T and W^T in 16-column panels per direction, when kern */
+    int kern;        /* the step's product through nn_kern_mm */
 } rnn_t;
 
 static inline float act(int a, float x) {
@@ -88,7 +90,9 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
         }
 
     int packed = W->is_const && R->is_const;
+    int kern = packed && GH % 16 == 0 && (kind != K_GRU || H % 16 == 0) && nn_kern_available();
     size_t extra = packed ? (size_t)(D * I * GH + D * H * GH) : 0;
+    if (kern) extra += (size_t)(D * H * GH + D * I * GH);
     rnn_t *p = calloc(1, sizeof *p + sizeof(float) * (extra + 1));
     if (!p) FAIL(NN_ERR_NOMEM, "out of memory");
     s->packed = p;
@@ -98,9 +102,18 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     memcpy(p->act, acts, sizeof acts);
     p->clip = nn_attr_f(s->node, "clip", 0.0f);
     p->has_b = Bv != NULL, p->has_seq = seq != NULL, p->has_h0 = h0 != NULL, p->has_c0 = c0 != NULL, p->has_p = P != NULL;
+    p->kern = kern;
     if (packed) {
         p->wt = (float *)(p + 1);
         p->rt = p->wt + D * I * GH;
+        if (kern) {
+            p->rp = p->rt + D * H * GH;
+            p->wp = p->rp + D * H * GH;
+            for (int di = 0; di < D; di++) {
+                nn_pack_b(p->rp + di * H * GH, (const float *)R->data + di * GH * H, H, 1, H, GH);
+                nn_pack_b(p->wp + di * I * GH, (const float *)W->data + di * GH * I, I, 1, I, GH);
+            }
+        }
         const float *w = W->data, *r = R->data;
         for (int di = 0; di < D; di++) {
             for (int64_t g = 0; g < GH; g++)
@@ -170,13 +183,30 @@ static void rnn_project(void *arg, int ith, int nth) {
     for (int d = 0; d < p->D; d++) {
         int tr;
         int64_t ld;
-        const float *w = wop(p, j->s, d, 0, &tr, &ld);
         float *gx = j->sc + p->off_gx + d * rows * p->GH;
-        nn_gemm(j->ex, 0, tr, r1 - r0, p->GH, p->I, 1.0f, X + r0 * p->I, p->I, w, ld, 0.0f, gx + r0 * p->GH, p->GH);
         const float *bias = j->sc + p->off_bias + d * p->GH;
+        if (p->kern && !j->ex->reference) {
+            nn_kern_mm(p->wp + d * p->I * p->GH, p->I, 0, p->GH, r1 - r0, X + r0 * p->I, p->I, gx + r0 * p->GH, p->GH, 0, bias);
+            continue;
+        }
+        const float *w = wop(p, j->s, d, 0, &tr, &ld);
+        nn_gemm(j->ex, 0, tr, r1 - r0, p->GH, p->I, 1.0f, X + r0 * p->I, p->I, w, ld, 0.0f, gx + r0 * p->GH, p->GH);
         for (int64_t r = r0; r < r1; r++)
             for (int64_t g = 0; g < p->GH; g++) gx[r * p->GH + g] += bias[g];
     }
+}
+
+/* C[nb, ncols] (+)= h[nb, H] R_d^T[:, col0 : col0 + ncols] */
+static void rmul(const rjob_t *j, int d, int64_t col0, int64_t ncols, int64_t nb, const float *h, float *C, int64_t ldc, int acc) {
+    const rnn_t *p = j->p;
+    if (p->kern && !j->ex->reference) {
+        nn_kern_mm(p->rp + d * p->H * p->GH, p->H, col0, ncols, nb, h, p->H, C, ldc, acc, NULL);
+        return;
+    }
+    int tr;
+    int64_t ld;
+    const float *r = rop(p, j->s, d, col0, &tr, &ld);
+    nn_gemm(j->ex, 0, tr, nb, ncols, p->H, 1.0f, h, p->H, r, ld, acc ? 1.0f : 0.0f, C, ldc);
 }
 
 static inline float clipf(float x, float c) { return c > 0 ? (x < -c ? -c : x > c ? c : x) : x; }
@@ -213,8 +243,6 @@ static void rnn_recur(void *arg, int ith, int nth) {
                 hs[b * H + k] = h0 ? h0[hoff(p, d, b) + k] : 0.0f;
                 cs[b * H + k] = c0 ? c0[hoff(p, d, b) + k] : 0.0f;
             }
-        int tr;
-        int64_t ld;
         for (int64_t step = 0; step < T; step++) {
             /* the step's gate rows: in place in Gx when every row is at the same t (no
              * sequence_lens; Gx is read once), else gathered into G */
@@ -233,16 +261,8 @@ static void rnn_recur(void *arg, int ith, int nth) {
                 G0 = G + b0 * GH;
                 ldg = GH;
             }
-            if (p->kind != K_GRU) {
-                const float *r = rop(p, s, d, 0, &tr, &ld);
-                nn_gemm(j->ex, 0, tr, nb, GH, H, 1.0f, hs + b0 * H, H, r, ld, 1.0f, G0, ldg);
-            } else if (p->lbr) {
-                const float *r = rop(p, s, d, 0, &tr, &ld);
-                nn_gemm(j->ex, 0, tr, nb, GH, H, 1.0f, hs + b0 * H, H, r, ld, 0.0f, M + b0 * GH, GH);
-            } else {
-                const float *r = rop(p, s, d, 0, &tr, &ld);
-                nn_gemm(j->ex, 0, tr, nb, 2 * H, H, 1.0f, hs + b0 * H, H, r, ld, 0.0f, M + b0 * GH, GH);
-            }
+            if (p->kind != K_GRU) rmul(j, d, 0, GH, nb, hs + b0 * H, G0, ldg, 1);
+            else rmul(j, d, 0, p->lbr ? GH : 2 * H, nb, hs + b0 * H, M + b0 * GH, GH, 0);
             for (int64_t b = b0; b < b1; b++) {
                 int64_t len = seq ? nn_val_geti(seq, b) : T;
                 if (step >= len) continue;
@@ -286,10 +306,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
                 if (Y && p->kind != K_GRU) memcpy(Y + yoff(p, t, d, b), h, sizeof(float) * (size_t)H);
             }
             if (p->kind == K_GRU) {
-                if (!p->lbr) {   /* (r . h) R_h^T into m_h */
-                    const float *r = rop(p, s, d, 2 * H, &tr, &ld);
-                    nn_gemm(j->ex, 0, tr, nb, H, H, 1.0f, tmp + b0 * H, H, r, ld, 0.0f, M + b0 * GH + 2 * H, GH);
-                }
+                if (!p->lbr) rmul(j, d, 2 * H, H, nb, tmp + b0 * H, M + b0 * GH + 2 * H, GH, 0);   /* (r . h) R_h^T */
                 for (int64_t b = b0; b < b1; b++) {
                     int64_t len = seq ? nn_val_geti(seq, b) : T;
                     if (step >= len) continue;
@@ -338,10 +355,11 @@ static int rnn_run(nn_exec_t *ex, nn_step_t *s) {
         }
         if (s->n_out > 0) memset(s->out[0]->data, 0, sizeof(float) * (size_t)s->out[0]->numel);
     }
-    int par = ex->pool && p->T * p->B >= 16;
-    if (par) nn_pool_run(ex->pool, rnn_project, &j);
+    /* threads only where the work (multiply-adds) outweighs waking them (tens of us) */
+    int64_t work_x = p->D * p->T * p->B * p->I * p->GH, work_h = p->D * p->T * p->B * p->H * p->GH;
+    if (ex->pool && work_x >= (1 << 20)) nn_pool_run(ex->pool, rnn_project, &j);
     else rnn_project(&j, 0, 1);
-    if (par && p->B >= 2) nn_pool_run(ex->pool, rnn_recur, &j);
+    if (ex->pool && p->B >= 2 && work_h >= (1 << 20)) nn_pool_run(ex->pool, rnn_recur, &j);
     else rnn_recur(&j, 0, 1);
     return 0;
 }

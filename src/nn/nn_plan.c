@@ -7,7 +7,7 @@
  * out as [outer, passes, B_axis, inner] around its batch axis. Values the stacked part reads
  * from the det part are tiled once per run. Extra "dummy" values absorb unused optional
  * outputs so that kernels can always write every output. */
-#include "nn/nn_internal.h"
+#include "nn/nn_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -107,7 +107,67 @@ static int batch_axis(const nn_val_t *d, const nn_val_t *s, int passes, int64_t 
     ax[0] = nn_numel(a, d->dims);
     ax[1] = d->ndim ? d->dims[a] : 1;
     ax[2] = d->ndim ? nn_numel(d->ndim - a - 1, d->dims + a + 1) : 1;
+    return a;
+}
+
+/* Stacking passes on the batch axis is only the same as separate passes when no op after a
+ * Dropout mixes rows or moves them across axes. Checked per stacked step: every value has a
+ * batch axis; ops with an axis or with matrix operands keep it out of what they combine. */
+static int check_stacked(const nn_plan_t *p, const nn_step_t *s, char *err, size_t errlen) {
+    int ax_in[NN_MAX_DIMS + 8];
+    int64_t ai[3], ao[3] = { 0, 0, 0 };
+    const char *op = s->node->op;
+    for (int k = 0; k < NN_MAX_DIMS + 8; k++) ax_in[k] = -2;   /* -2: constant or absent */
+    for (int k = 0; k < s->n_in && k < NN_MAX_DIMS + 8; k++) {
+        const nn_val_t *v = s->in[k];
+        if (!v || v->is_const) continue;
+        int vid = (int)(v - (p->vals + p->nv));
+        ax_in[k] = batch_axis(&p->vals[vid], v, p->passes, ai);
+        if (ax_in[k] < 0) goto mixed;
+        if (k == 0) memcpy(ao, ai, sizeof ai);
+    }
+    for (int k = 0; k < s->n_out; k++) {
+        const nn_val_t *v = s->out[k];
+        int vid = (int)(v - (p->vals + p->nv));
+        if (vid < 0 || vid >= p->nv) continue;   /* an unused optional output */
+        int a = batch_axis(&p->vals[vid], v, p->passes, ai);
+        if (a < 0) goto mixed;
+        if (k == 0) {
+            /* Reshape, Flatten: the rows must stay whole (same product of dims before) */
+            if ((!strcmp(op, "Reshape") || !strcmp(op, "Flatten")) && ax_in[0] >= 0 && ai[0] != ao[0]) goto mixed;
+        }
+    }
+    int b = ax_in[0];
+    if (p->passes == 1 || b < 0) return 0;
+    int64_t a = 0;
+    const nn_val_t *x = s->in[0];
+    if (!strcmp(op, "Concat") || !strcmp(op, "Gather")) {
+        nn_axis(nn_attr_i(s->node, "axis", !strcmp(op, "Concat") ? 1 : 0), x->ndim, &a);
+        if (a == b) goto mixed;
+        if (!strcmp(op, "Gather") && s->n_in > 1 && ax_in[1] != -2) goto mixed;
+    } else if (!strcmp(op, "Softmax") || !strcmp(op, "LayerNormalization")) {
+        int legacy = !strcmp(op, "Softmax") && s->opset < 13;
+        nn_axis(nn_attr_i(s->node, "axis", legacy ? 1 : -1), x->ndim ? x->ndim : 1, &a);
+        if (legacy || !strcmp(op, "LayerNormalization") ? a <= b : a == b) goto mixed;
+    } else if (!strcmp(op, "Slice")) {
+        for (int k = 1; k < s->n_in; k++)
+            if (ax_in[k] != -2) goto mixed;
+        if (s->out[0]->dims[b] != x->dims[b]) goto mixed;   /* rows selected */
+    } else if (!strcmp(op, "Gemm")) {
+        if (b != (nn_attr_i(s->node, "transA", 0) ? 1 : 0) || (s->n_in > 1 && ax_in[1] != -2) || (s->n_in > 2 && ax_in[2] >= 0 && ax_in[2] != 0)) goto mixed;
+    } else if (!strcmp(op, "MatMul")) {
+        if (b >= x->ndim - 1 || (s->n_in > 1 && ax_in[1] != -2)) goto mixed;
+    } else if (!strcmp(op, "BatchNormalization")) {
+        if (b == 1) goto mixed;
+    } else if (!strcmp(op, "LSTM") || !strcmp(op, "GRU") || !strcmp(op, "RNN")) {
+        if (b != (nn_attr_i(s->node, "layout", 0) ? 0 : 1)) goto mixed;
+        for (int k = 1; k < s->n_in; k++)
+            if (ax_in[k] >= 0 && k != 4 && k != 5 && k != 6) goto mixed;   /* weights, biases, peepholes */
+    }
     return 0;
+mixed:
+    return nn_errf(err, errlen, NN_ERR_UNSUPPORTED,
+                   "node '%s' (%s) after a Dropout combines or moves batch rows: MC passes cannot be stacked on the batch axis", s->node->name, op);
 }
 
 typedef struct {
@@ -167,6 +227,8 @@ static int infer_half(nn_plan_t *p, int h, int keep_reached, int keep_unreached,
     for (int oi = 0; oi < m->n_nodes; oi++) {
         int ni = m->order[oi];
         const nn_node_t *n = &m->nodes[ni];
+        if (n->op_id < 0)
+            return nn_errf(err, errlen, NN_ERR_UNSUPPORTED, "unsupported op '%s' (node '%s', #%d)", n->op, n->name, ni);
         nn_step_t s;
         memset(&s, 0, sizeof s);
         s.node = n;
@@ -186,7 +248,11 @@ static int infer_half(nn_plan_t *p, int h, int keep_reached, int keep_unreached,
         for (int k = 0; k < n->n_out; k++)
             s.out[k] = n->out[k] >= 0 ? &V[n->out[k]] : &p->vals[(*dummy_next)++];
         char e2[300];
-        int rc = s.op->infer(&s, e2, sizeof e2);
+        int rc = 0;
+        if (n->n_out < 1) rc = nn_errf(e2, sizeof e2, NN_ERR_INVALID, "no outputs");
+        for (int k = 0; !rc && k < s.op->min_in; k++)
+            if (k >= n->n_in || !s.in[k]) rc = nn_errf(e2, sizeof e2, NN_ERR_INVALID, "input %d missing (needs %d)", k, s.op->min_in);
+        if (!rc) rc = s.op->infer(&s, e2, sizeof e2);
         if (rc) {
             step_clear(&s);
             return nn_errf(err, errlen, rc, "node '%s' (%s): %s", n->name, n->op, e2);
@@ -384,7 +450,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
                 t->out[0] = sv;
                 t->mc_passes = p->passes;
                 int64_t ax[3];
-                if (batch_axis(t->in[0], sv, p->passes, ax)) {
+                if (batch_axis(t->in[0], sv, p->passes, ax) < 0) {
                     rc = nn_errf(err, errlen, NN_ERR_UNSUPPORTED, "value '%s' (read after a Dropout) has no batch axis to stack MC passes on", mv->name);
                     break;
                 }
@@ -395,10 +461,12 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
         for (int si = 0; !rc && si < n_tmp; si++) {
             nn_step_t *s = &tmp[si];
             s->mc_passes = p->passes;
+            rc = check_stacked(p, s, err, errlen);
+            if (rc) break;
             if (!is_dropout(s->node)) continue;
             int vid = (int)(s->in[0] - (p->vals + p->nv));
             int64_t ax[3];
-            if (vid < 0 || vid >= p->nv || batch_axis(&p->vals[vid], s->in[0], p->passes, ax)) {
+            if (vid < 0 || vid >= p->nv || batch_axis(&p->vals[vid], s->in[0], p->passes, ax) < 0) {
                 rc = nn_errf(err, errlen, NN_ERR_UNSUPPORTED, "Dropout node '%s': no batch axis to stack MC passes on", s->node->name);
                 break;
             }
@@ -420,7 +488,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
             }
             if (mv->producer < 0 || !p->reached[mv->producer]) continue;
             p->out_stk[i] = &p->vals[p->nv + m->outputs[i]];
-            if (batch_axis(&p->out_det[i], p->out_stk[i], p->passes, p->out_axis[i])) {
+            if (batch_axis(&p->out_det[i], p->out_stk[i], p->passes, p->out_axis[i]) < 0) {
                 rc = nn_errf(err, errlen, NN_ERR_UNSUPPORTED, "output '%s' has no batch axis to stack MC passes on", mv->name);
                 goto fail;
             }
@@ -559,12 +627,36 @@ int nn_run_pass(nn_plan_t *p, uint64_t seed, int pass, const void *const *inputs
     return run_plain(p, &ex, inputs, outputs, err, errlen);
 }
 
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
+/* In place, no allocation (it runs per output element in nn_run_mc): insertion sort for the
+ * usual few dozen passes, heapsort beyond. NaN compares as neither smaller nor larger. */
+static void sift_down(float *x, int root, int n) {
+    for (int child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && x[child] < x[child + 1]) child++;
+        if (!(x[root] < x[child])) return;
+        float t = x[root];
+        x[root] = x[child];
+        x[child] = t;
+    }
 }
 
-void nn_sort_floats(float *x, int n) { qsort(x, (size_t)n, sizeof *x, cmp_float); }
+void nn_sort_floats(float *x, int n) {
+    if (n <= 64) {
+        for (int i = 1; i < n; i++) {
+            float v = x[i];
+            int j = i;
+            for (; j > 0 && v < x[j - 1]; j--) x[j] = x[j - 1];
+            x[j] = v;
+        }
+        return;
+    }
+    for (int i = n / 2 - 1; i >= 0; i--) sift_down(x, i, n);
+    for (int end = n - 1; end > 0; end--) {
+        float t = x[0];
+        x[0] = x[end];
+        x[end] = t;
+        sift_down(x, 0, end);
+    }
+}
 
 float nn_quantile_sorted(const float *x, int n, double q) {
     if (n <= 0) return 0.0f;

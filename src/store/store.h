@@ -39,6 +39,11 @@ int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char
 /* When attached, every committed graph change is applied to g on the writer thread, in
  * commit order, before the committing call returns. Attach before serving. */
 void store_attach_graph(store_t *st, graph_t *g);
+/* Called on the writer thread with the version of each committed graph change, after it is
+ * applied to the attached graph and before the graph's write lock is released (a reader
+ * under the read lock sees both or neither). fn must be quick and must not call the store.
+ * Set before serving (the result cache's global stamp). */
+void store_set_apply_hook(store_t *st, void (*fn)(void *arg, uint64_t version), void *arg);
 /* Loads every entity and relationship into g (at start). */
 int store_load_graph(store_t *st, graph_t *g, char *err, size_t errlen);
 
@@ -76,7 +81,18 @@ typedef struct {
     const char *ids;
     size_t ids_len;
     const char *idem_key; /* NULL: none */
+    /* Chunks already settled at submission (results served from the cache): written with
+     * the job in its transaction. job.chunks_done, successful, failed and status must
+     * already count them. */
+    const struct store_chunk_blob *settled;
+    size_t n_settled;
 } store_new_job_t;
+
+typedef struct store_chunk_blob {
+    uint32_t chunk;
+    const void *blob;
+    size_t len;
+} store_chunk_blob_t;
 
 /* Commits the job (fsync'd when this returns 0; job.id, created_at, n_chunks and
  * chunk_size are the caller's). With an idempotency key already used,

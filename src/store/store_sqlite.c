@@ -223,6 +223,8 @@ struct store {
     conn_t *w;               /* the writer's connection; only the writer thread uses it */
     uint64_t clock;          /* version clock; writer thread only */
     graph_t *graph;          /* set before serving; read by the writer */
+    void (*apply_hook)(void *arg, uint64_t version); /* set before serving; writer calls */
+    void *apply_hook_arg;
     buf_t scratch;           /* writer thread: JSON text of properties */
 
     pthread_mutex_t mu;      /* protects head, tail, stop and every op's done flag */
@@ -815,7 +817,19 @@ static int op_job_insert(store_t *st, op_t *op) {
     bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
     sqlite3_bind_blob64(s, 18, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
     bind_text(s, 19, nj->idem_key);
-    return exec_step(st, op, s);
+    if (exec_step(st, op, s)) return -1;
+    for (size_t i = 0; i < nj->n_settled; i++) { /* results served from the cache */
+        const store_chunk_blob_t *cb = &nj->settled[i];
+        s = stmt(st->w, Q_CHUNK_INSERT);
+        if (s) {
+            bind_text(s, 1, j->id);
+            sqlite3_bind_int64(s, 2, cb->chunk);
+            sqlite3_bind_blob64(s, 3, cb->blob ? cb->blob : (const void *)"", cb->len, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 4, j->created_at);
+        }
+        if (exec_step(st, op, s)) return -1;
+    }
+    return 0;
 }
 
 /* Job status and chunk count. 0 ok, 1 not found, -1 error. */
@@ -1033,6 +1047,7 @@ static void op_apply_graph(store_t *st, op_t *op) {
     default: break;
     }
     for (size_t i = 0; i < op->n_touched; i++) graph_set_version_locked(g, op->touched[i], op->version);
+    if (st->apply_hook && op->version) st->apply_hook(st->apply_hook_arg, op->version);
     graph_unlock(g);
 }
 
@@ -1342,6 +1357,11 @@ int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char
 }
 
 void store_attach_graph(store_t *st, graph_t *g) { st->graph = g; }
+
+void store_set_apply_hook(store_t *st, void (*fn)(void *arg, uint64_t version), void *arg) {
+    st->apply_hook = fn;
+    st->apply_hook_arg = arg;
+}
 
 int store_entity_patch(store_t *st, const char *id, const json_t *props, char *err, size_t errlen) {
     op_t op = {.kind = OP_PATCH, .id = id, .props = props, .err = err, .errlen = errlen};

@@ -146,8 +146,9 @@ def gru_regressor(name, T, F, H, seed):
 
 
 def mlp(name, F, seed):
-    """Gemm, BatchNormalization, Relu, Dropout, MatMul + Add, LayerNormalization, Tanh,
-    a second Dropout, Softmax over two heads summed with ReduceMean... kept small."""
+    """Gemm, BatchNormalization, LeakyRelu, Dropout, MatMul + Add, LayerNormalization, Tanh,
+    a second Dropout, MatMul + Add, then Softmax, Mul and ReduceMean (a softmax-weighted mean
+    of the four head outputs)."""
     rng = np.random.RandomState(seed)
     W1 = rng.uniform(-0.4, 0.4, (F, 32)).astype(np.float32)
     b1 = rng.uniform(-0.1, 0.1, (32,)).astype(np.float32)
@@ -216,9 +217,46 @@ def bad_models():
           [init("c", np.ones((3,), np.float32))])
 
 
+def mc_models():
+    """For the MC stacking rules: a valid model whose batch axis moves (the output is [5, B]),
+    and two that mix rows after the Dropout (planning must refuse them for MC)."""
+    rng = np.random.RandomState(5)
+    W = rng.uniform(-0.5, 0.5, (5, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["x", "W"], ["g"]),
+        helper.make_node("Dropout", ["g", "ratio"], ["d"], name="dropout"),
+        helper.make_node("Transpose", ["d"], ["t"], perm=[1, 0]),
+        helper.make_node("Relu", ["t"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "mc_transposed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, "batch"])],
+                              [init("W", W), init("ratio", np.array(0.5, np.float32))])
+    x = rng.normal(0, 1, (4, 5)).astype(np.float32)
+    save("mc_transposed", graph, x, np.maximum(x.astype(np.float64) @ W, 0).T)
+
+    def bad(name, nodes, inits, out_shape):
+        g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+        m.ir_version = 8
+        onnx.checker.check_model(m)
+        onnx.save(m, os.path.join(OUT, name + ".onnx"))
+
+    bad("bad_mc_reshape_merges_batch", [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),        # [4, B, 8]
+        helper.make_node("Dropout", ["t", "ratio"], ["d"]),
+        helper.make_node("Reshape", ["d", "shape"], ["y"]),                  # [4 * B, 8]: rows of 4 time steps interleaved
+    ], [init("ratio", np.array(0.5, np.float32)), init("shape", np.array([-1, 8], np.int64))], [None, 8])
+    bad("bad_mc_softmax_over_batch", [
+        helper.make_node("Dropout", ["x", "ratio"], ["d"]),
+        helper.make_node("Softmax", ["d"], ["y"], axis=0),
+    ], [init("ratio", np.array(0.5, np.float32))], ["batch", 4, 8])
+
+
 if __name__ == "__main__":
     lstm_regressor("lstm_regressor", 32, 20, 64, 1)
     lstm_regressor("lstm_regressor_37", 32, 37, 64, 2)
     gru_regressor("gru_regressor", 16, 8, 32, 3)
     mlp("mlp", 10, 4)
     bad_models()
+    mc_models()

@@ -89,6 +89,24 @@ static void test_load_unsupported_op_named(void) {
     ASSERT_TRUE(strstr(err, "celu_1") != NULL);
 }
 
+/* For `model check`: the ops are listed, the unsupported one marked, planning names it. */
+static void test_load_allowing_unsupported_ops(void) {
+    nn_model_t *m = NULL;
+    ASSERT_EQ_INT(nn_model_load_flags(MODELS "bad_unsupported_op.onnx", NN_LOAD_ALLOW_UNSUPPORTED, &m, err, sizeof err), 0);
+    int n = nn_model_n_nodes(m), s0 = nn_model_node_supported(m, 0), s1 = nn_model_node_supported(m, 1);
+    char op1[16];
+    snprintf(op1, sizeof op1, "%s", nn_model_node_op(m, 1));
+    nn_plan_opts_t o = { .batch = 1, .threads = 1 };
+    nn_plan_t *p = NULL;
+    int rc = nn_plan_create(m, &o, &p, err, sizeof err);
+    nn_model_free(m);
+    ASSERT_EQ_INT(n, 2);
+    ASSERT_TRUE(s0 && !s1);
+    ASSERT_EQ_STR(op1, "Celu");
+    ASSERT_EQ_INT(rc, NN_ERR_UNSUPPORTED);
+    ASSERT_TRUE(strstr(err, "'Celu'") && strstr(err, "celu_1"));
+}
+
 static void test_load_dangling_input(void) {
     nn_model_t *m = NULL;
     ASSERT_EQ_INT(nn_model_load(MODELS "bad_dangling_input.onnx", &m, err, sizeof err), NN_ERR_INVALID);
@@ -175,6 +193,7 @@ static void test_gru_regressor_matches_numpy(void) { check_model("gru_regressor"
 static void test_gru_regressor_reference_kernels(void) { check_model("gru_regressor", 1, 1); }
 static void test_mlp_matches_numpy(void) { check_model("mlp", 1, 0); }
 static void test_mlp_two_threads(void) { check_model("mlp", 2, 0); }
+static void test_mc_transposed_matches_numpy(void) { check_model("mc_transposed", 1, 0); }
 
 /* Rows are independent: a batch of 37 (odd, split across 2 threads) equals 37 runs of one. */
 static void test_batch_rows_independent(void) {
@@ -213,6 +232,12 @@ static void test_quantile_linear_interpolation(void) {
     ASSERT_NEAR(nn_quantile_sorted(y, 2, 0.9), 19.0, 1e-5);
     float z[1] = { 7 };
     ASSERT_NEAR(nn_quantile_sorted(z, 1, 0.1), 7.0, 0);
+    /* the heapsort path (more than 64 values): a permutation of 0..199 sorts to 0..199 */
+    float big[200];
+    for (int i = 0; i < 200; i++) big[i] = (float)((i * 73) % 200);
+    nn_sort_floats(big, 200);
+    for (int i = 0; i < 200; i++) ASSERT_NEAR(big[i], i, 0);
+    ASSERT_NEAR(nn_quantile_sorted(big, 200, 0.9), 179.1, 1e-4);   /* h = 199 * 0.9 = 179.1 */
 }
 
 /* A pass's dropout in the MLP: about ratio of a layer dropped; passes differ; seeds repeat. */
@@ -251,26 +276,29 @@ static void check_mc(const char *name, int64_t batch, int passes, int threads) {
     ASSERT_TRUE(batch <= x.dims[0]);
     nn_plan_t *pn = plan(m, batch, threads, 0, 0), *pm = plan(m, batch, threads, passes, 0);
     ASSERT_TRUE(pn && pm);
-    float *naive = calloc((size_t)(passes * batch), sizeof(float));
-    float *st = calloc((size_t)(5 * batch), sizeof(float));
-    nn_mc_stats_t stats = { st, st + batch, st + 2 * batch, st + 3 * batch, st + 4 * batch };
+    nn_tensor_t oi;
+    nn_plan_output_info(pn, 0, &oi);
+    int64_t n = nn_tensor_numel(&oi);   /* per pass: batch rows of the output, any layout */
+    float *naive = calloc((size_t)(passes * n), sizeof(float));
+    float *st = calloc((size_t)(5 * n), sizeof(float));
+    nn_mc_stats_t stats = { st, st + n, st + 2 * n, st + 3 * n, st + 4 * n };
     const void *in[1] = { x.data };
     int rc = 0;
-    for (int q = 0; !rc && q < passes; q++) rc = nn_run_pass(pn, 7, q, in, (void *const[]){ naive + q * batch }, err, sizeof err);
+    for (int q = 0; !rc && q < passes; q++) rc = nn_run_pass(pn, 7, q, in, (void *const[]){ naive + q * n }, err, sizeof err);
     if (!rc) rc = nn_run_mc(pm, 7, in, &stats, err, sizeof err);
     int wrong = rc != 0;
     float *col = calloc((size_t)passes, sizeof(float));
     double spread = 0;
-    for (int64_t b = 0; !wrong && b < batch; b++) {
+    for (int64_t b = 0; !wrong && b < n; b++) {
         double sum = 0, sq = 0;
-        for (int q = 0; q < passes; q++) sum += col[q] = naive[q * batch + b];
+        for (int q = 0; q < passes; q++) sum += col[q] = naive[q * n + b];
         double mean = sum / passes;
         for (int q = 0; q < passes; q++) sq += (col[q] - mean) * (col[q] - mean);
         nn_sort_floats(col, passes);
         double want[5] = { mean, sqrt(sq / passes), nn_quantile_sorted(col, passes, 0.1), nn_quantile_sorted(col, passes, 0.5), nn_quantile_sorted(col, passes, 0.9) };
         for (int k = 0; k < 5; k++)
-            if (fabs(st[k * batch + b] - want[k]) > 1e-5 + 1e-4 * fabs(want[k])) {
-                fprintf(stderr, "%s row %lld stat %d: mc %.9g naive %.9g\n", name, (long long)b, k, st[k * batch + b], want[k]);
+            if (fabs(st[k * n + b] - want[k]) > 1e-5 + 1e-4 * fabs(want[k])) {
+                fprintf(stderr, "%s element %lld stat %d: mc %.9g naive %.9g\n", name, (long long)b, k, st[k * n + b], want[k]);
                 wrong = 1;
             }
         spread += want[1];
@@ -292,6 +320,31 @@ static void test_mc_lstm37_equals_naive(void) { check_mc("lstm_regressor_37", 3,
 static void test_mc_gru_equals_naive(void) { check_mc("gru_regressor", 5, 20, 2); }
 static void test_mc_mlp_two_dropouts_equals_naive(void) { check_mc("mlp", 7, 11, 2); }
 static void test_mc_one_pass(void) { check_mc("mlp", 4, 1, 1); }
+static void test_mc_batch_of_one(void) { check_mc("lstm_regressor", 1, 20, 2); }
+static void test_mc_batch_axis_moved_by_transpose(void) { check_mc("mc_transposed", 4, 9, 1); }
+
+/* Ops after a Dropout that mix rows cannot run on stacked passes: a clear error, not wrong
+ * statistics. Without MC the same models plan. */
+static void test_mc_refuses_row_mixing(void) {
+    static const char *const names[] = { "bad_mc_reshape_merges_batch", "bad_mc_softmax_over_batch" };
+    for (int i = 0; i < 2; i++) {
+        nn_model_t *m = load(names[i]);
+        ASSERT_TRUE(m != NULL);
+        nn_plan_opts_t o = { .batch = 3, .threads = 1, .mc_passes = 4 };
+        nn_plan_t *p = NULL, *q = NULL;
+        int rc = nn_plan_create(m, &o, &p, err, sizeof err);
+        char e1[512];
+        snprintf(e1, sizeof e1, "%s", err);
+        o.mc_passes = 0;
+        int rc0 = nn_plan_create(m, &o, &q, err, sizeof err);
+        nn_plan_free(p);
+        nn_plan_free(q);
+        nn_model_free(m);
+        ASSERT_EQ_INT(rc, NN_ERR_UNSUPPORTED);
+        ASSERT_TRUE(strstr(e1, "batch rows") != NULL);
+        ASSERT_EQ_INT(rc0, 0);
+    }
+}
 
 static void test_mc_needs_mc_plan(void) {
     nn_model_t *m = load("mlp");
@@ -347,6 +400,33 @@ static void test_gemm_blas_matches_reference(void) {
         }
 }
 
+/* The packed-panel kernel of the recurrent products against the plain loop: row counts
+ * around the 6-row block, column windows, accumulate or not, with and without bias. */
+static void test_kern_matches_reference(void) {
+    enum { K = 37, N = 48 };
+    static float A[13 * K], B[K * N], P[K * N], C1[13 * N], C2[13 * N], bias[N];
+    uint64_t s = 5;
+    for (int i = 0; i < 13 * K; i++) { s = s * 6364136223846793005ULL + 1; A[i] = (float)((s >> 40) % 2001) / 1000.0f - 1; }
+    for (int i = 0; i < K * N; i++) { s = s * 6364136223846793005ULL + 1; B[i] = (float)((s >> 40) % 2001) / 1000.0f - 1; }
+    for (int i = 0; i < N; i++) bias[i] = 0.01f * i;
+    nn_pack_b(P, B, N, 0, K, N);
+    nn_exec_t ref = { 0 };
+    ref.reference = 1;
+    for (int M = 1; M <= 13; M++)
+        for (int col0 = 0; col0 < N; col0 += 16)
+            for (int acc = 0; acc < 2; acc++)
+                for (int wb = 0; wb < 2; wb++) {
+                    int nc = N - col0;
+                    for (int i = 0; i < 13 * N; i++) C1[i] = C2[i] = (float)(i % 7);
+                    nn_kern_mm(P, K, col0, nc, M, A, K, C1, N, acc, wb ? bias : NULL);
+                    nn_gemm(&ref, 0, 0, M, nc, K, 1.0f, A, K, B + col0, N, acc ? 1.0f : 0.0f, C2, N);
+                    for (int m = 0; m < M; m++)
+                        for (int n = 0; n < nc; n++)
+                            ASSERT_NEAR(C1[m * N + n], C2[m * N + n] + (wb ? bias[col0 + n] : 0.0f), 1e-4);
+                    for (int i = M * N; i < 13 * N; i++) ASSERT_NEAR(C1[i], (float)(i % 7), 0);  /* rows past M untouched */
+                }
+}
+
 static void test_fast_activations_close_to_libm(void) {
     enum { N = 4001 };
     static float x[N], y[N], z[N];
@@ -358,8 +438,20 @@ static void test_fast_activations_close_to_libm(void) {
         ASSERT_NEAR(y[i], 1.0 / (1.0 + exp(-(double)x[i])), 1e-6);
         ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-6);
     }
-    ASSERT_NEAR(y[2000], 0.5, 0);
+    ASSERT_NEAR(y[2000], 0.5, 1e-7);
     ASSERT_NEAR(z[2000], 0.0, 0);
+    for (int i = 0; i < N; i++) x[i] = -0.3f + 0.6f * i / (N - 1);   /* near 0: relative error */
+    nn_vtanh(z, x, N);
+    for (int i = 0; i < N; i++) ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-7 + 1e-6 * fabs(tanh((double)x[i])));
+    nn_vtanh(z, x, 5);   /* a tail shorter than a vector */
+    for (int i = 0; i < 5; i++) ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-7);
+    float nan_in[2] = { NAN, INFINITY }, out[2];   /* found by the fuzz test: NaN overflowed 2^k */
+    nn_vtanh(out, nan_in, 2);
+    ASSERT_TRUE(isnan(out[0]));
+    ASSERT_NEAR(out[1], 1.0, 0);
+    nn_vsigmoid(out, nan_in, 2);
+    ASSERT_TRUE(isnan(out[0]));
+    ASSERT_NEAR(out[1], 1.0, 0);
 }
 
 int main(void) {
@@ -368,6 +460,7 @@ int main(void) {
         TEST_CASE(test_load_garbage),
         TEST_CASE(test_load_truncated),
         TEST_CASE(test_load_unsupported_op_named),
+        TEST_CASE(test_load_allowing_unsupported_ops),
         TEST_CASE(test_load_dangling_input),
         TEST_CASE(test_plan_shape_mismatch),
         TEST_CASE(test_plan_input_shape_mismatch),
@@ -379,6 +472,7 @@ int main(void) {
         TEST_CASE(test_gru_regressor_reference_kernels),
         TEST_CASE(test_mlp_matches_numpy),
         TEST_CASE(test_mlp_two_threads),
+        TEST_CASE(test_mc_transposed_matches_numpy),
         TEST_CASE(test_batch_rows_independent),
         TEST_CASE(test_quantile_linear_interpolation),
         TEST_CASE(test_dropout_pass_is_seeded),
@@ -387,9 +481,13 @@ int main(void) {
         TEST_CASE(test_mc_gru_equals_naive),
         TEST_CASE(test_mc_mlp_two_dropouts_equals_naive),
         TEST_CASE(test_mc_one_pass),
+        TEST_CASE(test_mc_batch_of_one),
+        TEST_CASE(test_mc_batch_axis_moved_by_transpose),
+        TEST_CASE(test_mc_refuses_row_mixing),
         TEST_CASE(test_mc_needs_mc_plan),
         TEST_CASE(test_mc_plan_shares_the_lstm),
         TEST_CASE(test_gemm_blas_matches_reference),
+        TEST_CASE(test_kern_matches_reference),
         TEST_CASE(test_fast_activations_close_to_libm),
     };
     return test_main("nn", cases, (int)(sizeof cases / sizeof cases[0]));

@@ -2,7 +2,8 @@
  * truncation, chunk copies, inserted bytes) with a seeded generator, and feeds each result
  * to the loader, the planner (small memory cap) and, when it plans small, a run and an MC
  * run on zero inputs. The promise: never a crash, a hang or a leak (the sanitizer build
- * checks) — every bad file is a clean error. Time budget: $NN_FUZZ_SECONDS (default 3). */
+ * checks): every bad file is a clean error. Time budget: $NN_FUZZ_SECONDS (default 3);
+ * generator seed: $NN_FUZZ_SEED (default fixed, so a run is repeatable). */
 #include "nn/nn.h"
 #include "test.h"
 
@@ -15,6 +16,17 @@ static const char *const SEEDS[] = {
     "tests/models/bad_shape_mismatch.onnx",
 };
 
+/* More seeds when Debian's ONNX test data is installed: other ops and attributes. */
+static const char *const EXTRA[] = {
+    "test_lstm_with_peepholes", "test_gru_seq_length", "test_rnn_seq_length", "test_lstm_batchwise",
+    "test_slice_neg_steps", "test_gather_negative_indices", "test_reshape_negative_dim",
+    "test_concat_3d_axis_1", "test_transpose_all_permutations_3", "test_layer_normalization_3d_axis1_epsilon",
+    "test_reduce_mean_keepdims_random", "test_softmax_axis_1", "test_constantofshape_int_zeros",
+    "test_unsqueeze_negative_axes", "test_squeeze", "test_cast_FLOAT_to_DOUBLE", "test_gemm_all_attributes",
+    "test_matmul_4d", "test_batchnorm_epsilon", "test_flatten_negative_axis1", "test_shape_start_1_end_negative_1",
+};
+#define TESTDATA "/usr/share/libonnx-testdata/data/node/"
+
 typedef struct { unsigned char *b; size_t n; } buf_t;
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -26,6 +38,8 @@ static uint64_t rnd(void) {
 }
 
 static int read_all(const char *path, buf_t *out) {
+    out->b = NULL;
+    out->n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     fseek(f, 0, SEEK_END);
@@ -113,11 +127,19 @@ static void exercise(const unsigned char *b, size_t n) {
 static void test_fuzz_loader_planner(void) {
     const char *env = getenv("NN_FUZZ_SECONDS");
     double budget = env ? atof(env) : 3.0;
-    buf_t seeds[sizeof SEEDS / sizeof SEEDS[0]];
+    const char *seed = getenv("NN_FUZZ_SEED");   /* default: the same inputs every run */
+    if (seed) rng_state = strtoull(seed, NULL, 0) | 1;
+    buf_t seeds[sizeof SEEDS / sizeof SEEDS[0] + sizeof EXTRA / sizeof EXTRA[0]];
     int ns = 0;
     for (size_t i = 0; i < sizeof SEEDS / sizeof SEEDS[0]; i++)
         if (read_all(SEEDS[i], &seeds[ns]) == 0) ns++;
     ASSERT_EQ_INT(ns, (int)(sizeof SEEDS / sizeof SEEDS[0]));
+    for (size_t i = 0; i < sizeof EXTRA / sizeof EXTRA[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, TESTDATA "%s/model.onnx", EXTRA[i]);
+        if (read_all(path, &seeds[ns]) == 0) ns++;
+        else free(seeds[ns].b);
+    }
     size_t cap = 0;
     for (int i = 0; i < ns; i++) cap = seeds[i].n > cap ? seeds[i].n : cap;
     cap += 64;
@@ -133,7 +155,7 @@ static void test_fuzz_loader_planner(void) {
     }
     for (int i = 0; i < ns; i++) free(seeds[i].b);
     free(b);
-    printf("fuzz: %ld inputs in %.1f s: %d loaded, %d plans, %d runs\n", iters, budget, n_loaded, n_planned, n_ran);
+    printf("fuzz: %ld inputs from %d seed models in %.1f s: %d loaded, %d plans, %d runs\n", iters, ns, budget, n_loaded, n_planned, n_ran);
     ASSERT_TRUE(iters > 0);
 }
 

@@ -1,0 +1,211 @@
+/* The result cache inside the job engine (the keys and their meaning: cache/cache.h).
+ *
+ * Submission: every entity is looked up, a chunk at a time; a chunk whose entities all hit
+ * is encoded as its result blob and written with the job in the job's own transaction (so
+ * it is as durable as a computed chunk, the results pages have one code path, and recovery
+ * never queues it); a job whose chunks all hit is stored COMPLETED. Workers: the other chunks
+ * look their entities up again when they run (the cache may have gained some since) and
+ * the model computes only the misses. A computed result is stored after its chunk commits,
+ * under the stamp read before the model ran (stamps only grow, so the model saw that state
+ * or a later one: never stale), and only if the stamp is the same after the run, so that an
+ * entry holds exactly the state its stamp names.
+ * Counting: an entity served from the cache is a hit, one the model computed a miss (each
+ * counted once per chunk execution, where it was decided). */
+#include "jobs/jobs_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* What the cache knows about a model's jobs (see cache_scope). */
+static void scope_for(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
+                      const char *ids, size_t ids_len, cache_scope_t *s) {
+    int job_level = md->xPrepare != NULL || md->xSummary != NULL;
+    cache_scope(j->cache, md->name, md->n_outputs, job_level, params, params_json, ids, ids_len, s);
+}
+
+static cache_t *cache_of(jobs_t *j) {
+    pthread_mutex_lock(&j->mu);
+    cache_t *c = j->cache;
+    pthread_mutex_unlock(&j->mu);
+    return c;
+}
+
+void jobs_cache_on_alert(void *arg, const char *entity_id) {
+    cache_invalidate_entity(cache_of(arg), entity_id);
+}
+
+void jobs_attach_cache(jobs_t *j, struct cache *c) {
+    pthread_mutex_lock(&j->mu);
+    j->cache = c;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void jobs_prefill_free(jobs_prefill_t *pf) {
+    for (size_t i = 0; i < pf->n_settled; i++) free((void *)pf->settled[i].blob);
+    free(pf->settled);
+    free(pf->done);
+    memset(pf, 0, sizeof *pf);
+}
+
+int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
+                       const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf) {
+    memset(pf, 0, sizeof *pf);
+    cache_t *c = cache_of(j);
+    if (!c || n <= 0 || cs <= 0) return 0;
+    cache_scope_t s;
+    scope_for(j, md, params, params_json, ids, ids_len, &s);
+    if (s.dep == CACHE_DEP_NONE) return 0;
+    const long n_chunks = (n + cs - 1) / cs;
+    const int no = md->n_outputs;
+    const char **ptr = malloc((size_t)cs * sizeof *ptr);
+    uint8_t *codes = malloc((size_t)cs);
+    double *vals = malloc(((size_t)cs * (size_t)no + 1) * sizeof *vals);
+    pf->done = calloc((size_t)n_chunks, 1);
+    pf->settled = malloc((size_t)n_chunks * sizeof *pf->settled);
+    if (!ptr || !codes || !vals || !pf->done || !pf->settled) goto fail;
+    const char *p = ids, *end = ids + ids_len;
+    pf->scope = s;
+    for (long ch = 0; ch < n_chunks; ch++) {
+        uint32_t m = (uint32_t)(n - ch * cs < cs ? n - ch * cs : cs);
+        for (uint32_t k = 0; k < m; k++) {
+            if (p >= end) goto fail; /* fewer ids than n: the caller's bug; compute everything */
+            ptr[k] = p;
+            p += strlen(p) + 1;
+        }
+        /* stops at the first miss: the chunk runs (its hits are looked up again then) */
+        uint32_t k = 0;
+        graph_rdlock(j->g);
+        for (; k < m; k++) {
+            uint64_t stamp = cache_stamp(c, &s, j->g, graph_find(j->g, ptr[k]));
+            if (!cache_get(c, &s, ptr[k], stamp, &codes[k], vals + (size_t)k * no)) break;
+        }
+        graph_unlock(j->g);
+        if (k < m) continue;
+        buf_t b = {0};
+        if (jobs_blob_encode(&b, ptr, m, no, codes, vals) < 0 || b.oom) {
+            buf_free(&b);
+            continue;
+        }
+        store_chunk_blob_t *cb = &pf->settled[pf->n_settled++];
+        cb->chunk = (uint32_t)ch;
+        cb->len = b.len;
+        cb->blob = buf_steal(&b);
+        pf->done[ch] = 1;
+        for (uint32_t q = 0; q < m; q++) {
+            if (codes[q] == MODEL_OK) pf->successful++;
+            else pf->failed++;
+        }
+    }
+    free(ptr);
+    free(codes);
+    free(vals);
+    return 0;
+fail:
+    free(ptr);
+    free(codes);
+    free(vals);
+    jobs_prefill_free(pf);
+    return 0;
+}
+
+void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf) {
+    if (pf->n_settled) cache_count(cache_of(j), &pf->scope, pf->successful + pf->failed, 0);
+}
+
+void jobs_cache_run_free(jobs_cache_run_t *r) {
+    if (!r) return;
+    free(r->miss_at);
+    free(r->miss_ids);
+    free(r->ids_copy);
+    free(r->miss_codes);
+    free(r->miss_vals);
+    free(r->stamp);
+    free(r->gen);
+    free(r);
+}
+
+jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const char *const *ids,
+                                   uint32_t n, uint8_t *codes, double *vals) {
+    cache_t *c = cache_of(j);
+    if (!c || n == 0) return NULL;
+    pthread_mutex_lock(&j->mu);
+    if (!w->cache_scope_set) {
+        char *pj = json_dumps(w->params, JSON_COMPACT | JSON_SORT_KEYS); /* as the store keeps it */
+        if (pj) {
+            size_t len = 0;
+            if (w->n > 0) len = (size_t)(w->ids[w->n - 1] - w->ids_blob) + strlen(w->ids[w->n - 1]) + 1;
+            scope_for(j, md, w->params, pj, w->ids_blob, len, &w->cache_scope);
+            w->cache_scope_set = 1;
+        }
+        free(pj);
+    }
+    cache_scope_t s = w->cache_scope;
+    int set = w->cache_scope_set;
+    pthread_mutex_unlock(&j->mu);
+    if (!set || s.dep == CACHE_DEP_NONE) return NULL;
+
+    const int no = md->n_outputs;
+    jobs_cache_run_t *r = calloc(1, sizeof *r);
+    uint64_t *stamps = malloc((size_t)n * sizeof *stamps);
+    if (!r || !stamps) goto fail;
+    r->scope = s;
+    r->miss_at = malloc((size_t)n * sizeof *r->miss_at);
+    r->miss_ids = malloc((size_t)n * sizeof *r->miss_ids);
+    r->miss_codes = malloc((size_t)n);
+    r->miss_vals = malloc(((size_t)n * (size_t)no + 1) * sizeof *r->miss_vals);
+    r->stamp = malloc((size_t)n * sizeof *r->stamp);
+    r->gen = malloc((size_t)n * sizeof *r->gen);
+    if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->gen) goto fail;
+    graph_rdlock(j->g);
+    for (uint32_t k = 0; k < n; k++) stamps[k] = cache_stamp(c, &s, j->g, graph_find(j->g, ids[k]));
+    graph_unlock(j->g);
+    size_t bytes = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint64_t gen = cache_generation(c, ids[k]); /* before the lookup and the computation */
+        if (cache_get(c, &s, ids[k], stamps[k], &codes[k], vals + (size_t)k * no)) continue;
+        r->miss_at[r->n_miss] = k;
+        r->stamp[r->n_miss] = stamps[k];
+        r->gen[r->n_miss] = gen;
+        r->n_miss++;
+        bytes += strlen(ids[k]) + 1;
+    }
+    r->ids_copy = malloc(bytes ? bytes : 1);
+    if (!r->ids_copy) goto fail;
+    char *p = r->ids_copy;
+    for (uint32_t q = 0; q < r->n_miss; q++) {
+        size_t len = strlen(ids[r->miss_at[q]]) + 1;
+        memcpy(p, ids[r->miss_at[q]], len);
+        r->miss_ids[q] = p;
+        p += len;
+    }
+    cache_count(c, &s, (long)(n - r->n_miss), (long)r->n_miss);
+    free(stamps);
+    return r;
+fail:
+    free(stamps);
+    jobs_cache_run_free(r);
+    return NULL; /* computes the whole chunk; whatever was filled in is overwritten */
+}
+
+void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals) {
+    const int no = r->scope.n_outputs;
+    for (uint32_t q = 0; q < r->n_miss; q++) {
+        codes[r->miss_at[q]] = r->miss_codes[q];
+        memcpy(vals + (size_t)r->miss_at[q] * no, r->miss_vals + (size_t)q * no, (size_t)no * sizeof *vals);
+    }
+    cache_t *c = cache_of(j);
+    graph_rdlock(j->g);
+    for (uint32_t q = 0; q < r->n_miss; q++)
+        if (r->stamp[q] && cache_stamp(c, &r->scope, j->g, graph_find(j->g, r->miss_ids[q])) != r->stamp[q])
+            r->stamp[q] = 0; /* changed while it was computed: which state it saw is unknown */
+    graph_unlock(j->g);
+}
+
+void jobs_cache_commit(jobs_t *j, jobs_cache_run_t *r) {
+    cache_t *c = cache_of(j);
+    const int no = r->scope.n_outputs;
+    for (uint32_t q = 0; q < r->n_miss; q++)
+        if (r->stamp[q])
+            cache_put(c, &r->scope, r->miss_ids[q], r->stamp[q], r->gen[q], r->miss_codes[q],
+                      r->miss_vals + (size_t)q * no);
+}
