@@ -14,7 +14,8 @@
 #
 # Knobs (environment): N=100000 M=500000 DURATION=30 SEED=42 PEER_PORT=18000 PREDICTD_PORT=18080
 #   (a taken port is replaced by a free one)
-#   PEER_DIR=../shared/peers/celery  SKIP_PEER=1  SKIP_PREDICTD=1
+#   PEER_DIR=../shared/peers/celery  SKIP_PEER=1  SKIP_PREDICTD=1  SKIP_NORMAL=1 (no second
+#   predictd run with store.synchronous=normal)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -129,6 +130,7 @@ bench_one() {
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine: nproc=$(nproc), $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "$OUT"/peer.json "$OUT"/peer.stack "$OUT"/predictd.json "$OUT"/predictd.stack \
+  "$OUT"/predictd_normal.json "$OUT"/predictd_normal.stack \
   "$OUT"/import.txt "$OUT"/agree.txt "$OUT"/import_bench.txt
 
 # the load generator: built by `make`; compiled here alone if the library is not there yet
@@ -179,17 +181,21 @@ fi
 if [ "${SKIP_PREDICTD:-0}" != 1 ] && [ -x "$PREDICTD" ]; then
   port_busy "$PREDICTD_PORT" && { PREDICTD_PORT=$(free_port); echo "bench: predictd's default port is taken; using $PREDICTD_PORT"; }
   mkdir -p "$RUN/data"
-  "$PREDICTD" serve --listen "127.0.0.1:$PREDICTD_PORT" --data-dir "$RUN/data" \
-    >"$RUN/predictd.log" 2>&1 &
-  predictd_pid=$!
-  ready=0
-  for _ in $(seq 300); do
-    alive "$predictd_pid" || break
-    if [ "$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PREDICTD_PORT/readyz")" = 200 ]; then
-      ready=1; break
-    fi
-    sleep 0.2
-  done
+  # start_predictd SYNCHRONOUS LOG: serve on the run's data dir; ready=1 once /readyz answers
+  start_predictd() {
+    PREDICTD_STORE_SYNCHRONOUS=$1 "$PREDICTD" serve --listen "127.0.0.1:$PREDICTD_PORT" \
+      --data-dir "$RUN/data" >"$2" 2>&1 &
+    predictd_pid=$!
+    ready=0
+    for _ in $(seq 300); do
+      alive "$predictd_pid" || break
+      if [ "$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PREDICTD_PORT/readyz")" = 200 ]; then
+        ready=1; break
+      fi
+      sleep 0.2
+    done
+  }
+  start_predictd full "$RUN/predictd.log"
   if [ $ready != 1 ]; then
     echo "bench: predictd did not become ready; tail of its log:" >&2
     tail -20 "$RUN/predictd.log" >&2 || true
@@ -220,9 +226,21 @@ if [ "${SKIP_PREDICTD:-0}" != 1 ] && [ -x "$PREDICTD" ]; then
       stop_peer
     fi
 
-    # ---- 5 predictd under load
+    # ---- 5 predictd under load: store.synchronous=full (the default: an fsync per group
+    # commit, a 2xx survives power loss), then =normal (the WAL is written before the 2xx and
+    # fsync'd at checkpoints: a 2xx survives kill -9, the non-negotiable, not power loss)
     bench_one predictd "$PREDICTD_PORT" "$predictd_pid"
     stop_predictd
+    if [ "${SKIP_NORMAL:-0}" != 1 ]; then
+      start_predictd normal "$RUN/predictd-normal.log"
+      if [ $ready = 1 ]; then
+        echo "predictd (synchronous=normal): pid $predictd_pid :$PREDICTD_PORT"
+        bench_one predictd_normal "$PREDICTD_PORT" "$predictd_pid"
+      else
+        echo "bench: predictd (synchronous=normal) did not become ready" >&2
+      fi
+      stop_predictd
+    fi
   fi
 elif [ "${SKIP_PREDICTD:-0}" != 1 ]; then
   echo "bench: $PREDICTD is not built: predictd's column is pending" >&2

@@ -72,53 +72,67 @@ def main():
     def stack(s, k, scale=1.0):
         return None if s is None or k not in s else s[k] * scale
 
+    # predictd runs: fsync on every commit (store.synchronous=full, the default) and
+    # synchronous=normal (WAL written before the 2xx, fsync at checkpoints: survives kill -9,
+    # not power loss); the second is present when run.sh ran it
+    pdn = load_json(os.path.join(out, "predictd_normal.json"))
+    pdn_s = load_kv(os.path.join(out, "predictd_normal.stack"))
+    runs = [("peer", peer, peer_s), ("predictd full", pd, pd_s)]
+    if pdn is not None:
+        runs.append(("predictd normal", pdn, pdn_s))
+
+    # (label, value(d, s), "lower"/"higher" is better or "info", goal factor or None)
     rows = [
-        ("submit POST p50 (ms)", get(peer, "submit", "latency", "p50_ms"), get(pd, "submit", "latency", "p50_ms"), "lower", None),
-        ("submit POST p99 (ms)", get(peer, "submit", "latency", "p99_ms"), get(pd, "submit", "latency", "p99_ms"), "lower", 20),
-        ("submit: 200 jobs all COMPLETED after (s)", get(peer, "submit", "all_completed_after_s"), get(pd, "submit", "all_completed_after_s"), "lower", None),
-        ("sustained predictions/min", get(peer, "sustained", "predictions_per_min"), get(pd, "sustained", "predictions_per_min"), "higher", 10),
-        ("sustained job p50 (ms)", get(peer, "sustained", "job_latency", "p50_ms"), get(pd, "sustained", "job_latency", "p50_ms"), "lower", None),
-        ("e2e submit→results p50 (ms)", get(peer, "e2e", "latency", "p50_ms"), get(pd, "e2e", "latency", "p50_ms"), "lower", 5),
-        ("e2e submit→results p99 (ms)", get(peer, "e2e", "latency", "p99_ms"), get(pd, "e2e", "latency", "p99_ms"), "lower", None),
-        ("e2e client side: POST p50 (ms)", get(peer, "e2e", "client_side", "post_p50_ms"), get(pd, "e2e", "client_side", "post_p50_ms"), "lower", None),
-        ("e2e client side: polling until COMPLETED p50 (ms)", get(peer, "e2e", "client_side", "wait_p50_ms"), get(pd, "e2e", "client_side", "wait_p50_ms"), "lower", None),
-        ("e2e client side: results GET p50 (ms)", get(peer, "e2e", "client_side", "results_p50_ms"), get(pd, "e2e", "client_side", "results_p50_ms"), "lower", None),
-        ("e2e server side: queued p50 (ms)", get(peer, "e2e", "server_side", "queued_p50_ms"), get(pd, "e2e", "server_side", "queued_p50_ms"), "lower", None),
-        ("e2e server side: executing p50 (ms)", get(peer, "e2e", "server_side", "executing_p50_ms"), get(pd, "e2e", "server_side", "executing_p50_ms"), "lower", None),
-        ("cache POST p99, 1 client (ms)", get(peer, "cache", "clients_1", "post", "p99_ms"), get(pd, "cache", "clients_1", "post", "p99_ms"), "lower", None),
-        (f"cache POST p99, {clients} clients (ms)", get(peer, "cache", cN, "post", "p99_ms"), get(pd, "cache", cN, "post", "p99_ms"), "lower", None),
-        (f"cache POST+results p99, {clients} clients (ms)", get(peer, "cache", cN, "post_and_results", "p99_ms"), get(pd, "cache", cN, "post_and_results", "p99_ms"), "lower", None),
-        ("phases 1-3: jobs answered COMPLETED at POST (cache hits)", hits(peer), hits(pd), "info", None),
-        (f"cache: repeats answered COMPLETED at POST ({clients} clients)", get(peer, "cache", cN, "completed_at_post"), get(pd, "cache", cN, "completed_at_post"), "info", None),
-        ("RSS after the run, all processes (MiB)", stack(peer_s, "rss_kb", 1 / 1024), stack(pd_s, "rss_kb", 1 / 1024), "lower", None),
-        ("peak RSS, all processes (MiB)", stack(peer_s, "hwm_kb", 1 / 1024), stack(pd_s, "hwm_kb", 1 / 1024), "lower", None),
-        ("server CPU s during the load run", stack(peer_s, "cpu_s_during_load"), stack(pd_s, "cpu_s_during_load"), "lower", None),
-        ("server CPU ms per job submitted in the load run", per_job(peer, peer_s), per_job(pd, pd_s), "lower", None),
-        ("loadgen CPU s (the C generator)", get(peer, "loadgen", "cpu_s"), get(pd, "loadgen", "cpu_s"), "info", None),
-        ("machine load average (1 min) before / after its run", load(peer_s), load(pd_s), "info", None),
+        ("submit POST p50 (ms)", lambda d, s: get(d, "submit", "latency", "p50_ms"), "lower", None),
+        ("submit POST p99 (ms)", lambda d, s: get(d, "submit", "latency", "p99_ms"), "lower", 20),
+        ("submit: 200 jobs all COMPLETED after (s)", lambda d, s: get(d, "submit", "all_completed_after_s"), "lower", None),
+        ("sustained predictions/min", lambda d, s: get(d, "sustained", "predictions_per_min"), "higher", 10),
+        ("sustained job p50 (ms)", lambda d, s: get(d, "sustained", "job_latency", "p50_ms"), "lower", None),
+        ("e2e submit→results p50 (ms)", lambda d, s: get(d, "e2e", "latency", "p50_ms"), "lower", 5),
+        ("e2e submit→results p99 (ms)", lambda d, s: get(d, "e2e", "latency", "p99_ms"), "lower", None),
+        ("e2e client side: POST p50 (ms)", lambda d, s: get(d, "e2e", "client_side", "post_p50_ms"), "lower", None),
+        ("e2e client side: polling until COMPLETED p50 (ms)", lambda d, s: get(d, "e2e", "client_side", "wait_p50_ms"), "lower", None),
+        ("e2e client side: results GET p50 (ms)", lambda d, s: get(d, "e2e", "client_side", "results_p50_ms"), "lower", None),
+        ("e2e server side: queued p50 (ms)", lambda d, s: get(d, "e2e", "server_side", "queued_p50_ms"), "lower", None),
+        ("e2e server side: executing p50 (ms)", lambda d, s: get(d, "e2e", "server_side", "executing_p50_ms"), "lower", None),
+        ("cache POST p99, 1 client (ms)", lambda d, s: get(d, "cache", "clients_1", "post", "p99_ms"), "lower", None),
+        (f"cache POST p99, {clients} clients (ms)", lambda d, s: get(d, "cache", cN, "post", "p99_ms"), "lower", None),
+        (f"cache POST+results p99, {clients} clients (ms)", lambda d, s: get(d, "cache", cN, "post_and_results", "p99_ms"), "lower", None),
+        ("phases 1-3: jobs answered COMPLETED at POST (cache hits)", lambda d, s: hits(d), "info", None),
+        (f"cache: repeats answered COMPLETED at POST ({clients} clients)", lambda d, s: get(d, "cache", cN, "completed_at_post"), "info", None),
+        ("RSS after the run, all processes (MiB)", lambda d, s: stack(s, "rss_kb", 1 / 1024), "lower", None),
+        ("peak RSS, all processes (MiB)", lambda d, s: stack(s, "hwm_kb", 1 / 1024), "lower", None),
+        ("server CPU s during the load run", lambda d, s: stack(s, "cpu_s_during_load"), "lower", None),
+        ("server CPU ms per job submitted in the load run", per_job, "lower", None),
+        ("loadgen CPU s (the C generator)", lambda d, s: get(d, "loadgen", "cpu_s"), "info", None),
+        ("machine load average (1 min) before / after its run", lambda d, s: load(s), "info", None),
     ]
-    print("| figure | peer (FastAPI+Celery+Redis) | predictd | predictd better by | goal |")
-    print("|---|---:|---:|---:|---|")
-    for label, a, b, better, goal in rows:
-        ratio = verdict = ""
-        if better == "info":
-            pass
-        elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
-            r = a / b if better == "lower" else b / a
-            ratio = f"{r:.1f}×"
-            if goal:
-                verdict = f"≥ {goal}× {'met' if r >= goal else 'NOT met'}"
-        elif goal:
-            verdict = f"≥ {goal}×"
-        print(f"| {label} | {fmt(a)} | {fmt(b)} | {ratio} | {verdict} |")
+    heads = ["peer (FastAPI+Celery+Redis)"] + [f"{n} (ratio vs peer)" for n, _, _ in runs[1:]]
+    print("| figure | " + " | ".join(heads) + " | goal |")
+    print("|---|" + "---:|" * len(heads) + "---|")
+    for label, fn, better, goal in rows:
+        a = fn(peer, peer_s)
+        cells, verdicts = [fmt(a)], []
+        for name, d, s in runs[1:]:
+            b = fn(d, s)
+            cell = fmt(b)
+            if better != "info" and isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
+                r = a / b if better == "lower" else b / a
+                cell += f" ({r:.1f}×)"
+                if goal:
+                    verdicts.append(f"{name.split()[-1]}: {'met' if r >= goal else 'NOT met'}")
+            cells.append(cell)
+        verdict = (f"≥ {goal}× " + ", ".join(verdicts)) if goal else ""
+        print(f"| {label} | " + " | ".join(cells) + f" | {verdict} |")
     if imp:
         ok = "ok" if imp.get("ok") == 1 else "FAILED"
         goal = "met" if imp.get("ok") == 1 and imp["total_s"] < 5 else "NOT met"
         print(f"| predictd import, entities + relationships (s) | – | {imp['total_s']:.2f} "
-              f"({imp['entities_s']:.2f} + {imp['relationships_s']:.2f}, {ok}) | | < 5 s {goal} |")
+              f"({imp['entities_s']:.2f} + {imp['relationships_s']:.2f}, {ok}) |" + " |" * (len(runs) - 2)
+              + f" < 5 s {goal} |")
     else:
         print("| predictd import, entities + relationships (s) | – | pending | | < 5 s |")
-    for name, d in (("peer", peer), ("predictd", pd)):
+    for name, d, _ in runs:
         errs = [f"{k}: {v['error']}" for k, v in (d or {}).items() if isinstance(v, dict) and "error" in v]
         if errs:
             print(f"\n{name} errors: " + "; ".join(errs))

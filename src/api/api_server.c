@@ -438,7 +438,11 @@ int api_start(api_t **out, predictd_t *app, char *err, size_t errlen) {
     }
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    unsigned threads = app->cfg.http_threads > 0 ? (unsigned)app->cfg.http_threads : 1;
+    /* http_threads 0 (the default): a thread per connection, so a handler that waits (a
+     * submission waits for its group commit) never holds up another client's requests;
+     * N > 0: a pool of N threads, each serving many connections. */
+    unsigned threads = app->cfg.http_threads > 0 ? (unsigned)app->cfg.http_threads : 0;
+    if (threads == 0) flags = (flags & ~(unsigned)MHD_USE_AUTO) | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
     a->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, a,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, /* first, so it sees everything */
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -447,6 +451,7 @@ int api_start(api_t **out, predictd_t *app, char *err, size_t errlen) {
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONN_LIMIT,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 512u,
+                            MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1 << 20),
                             threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
                             MHD_OPTION_END);
     freeaddrinfo(ai);

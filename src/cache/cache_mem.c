@@ -18,6 +18,8 @@
 
 typedef struct mem_node mem_node_t;
 
+#define MEM_MAX_VARIANTS 8
+
 typedef struct mem_entry {
     struct mem_entry *lru_prev, *lru_next; /* shard LRU: head = most recently used */
     struct mem_entry *next;                /* the node's list */
@@ -225,6 +227,16 @@ static void mem_put(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int6
     if (old) {
         if (old->stamp < k->stamp) count(cnt->invalidations, k->model);
         entry_remove(s, old); /* n still holds e: the node stays */
+    }
+    /* At most MEM_MAX_VARIANTS entries per entity and model (one per parameter set): a
+     * client sweeping parameters keeps the newest few, and lookups stay a short walk. */
+    int same = 0;
+    mem_entry_t *victim = NULL;
+    for (mem_entry_t *x = n->entries; x; x = x->next)
+        if (x->model == e->model && ++same > MEM_MAX_VARIANTS) victim = x; /* the last: oldest */
+    if (victim) {
+        count(cnt->evictions, k->model);
+        entry_remove(s, victim);
     }
     while (s->bytes > mc->shard_max_bytes && s->lru_tail && s->lru_tail != e) {
         count(cnt->evictions, s->lru_tail->model);

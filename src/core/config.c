@@ -26,7 +26,7 @@ typedef struct {
 static const key_def_t KEYS[] = {
     {"server", "listen", S(listen), "127.0.0.1:8080", 0, 0, "HOST:PORT the HTTP API listens on"},
     {"server", "data_dir", S(data_dir), "./data", 0, 0, "directory of the SQLite database and other state"},
-    {"server", "http_threads", I(http_threads), "4", 1, 256, "HTTP worker threads (libmicrohttpd thread pool)"},
+    {"server", "http_threads", I(http_threads), "0", 0, 256, "HTTP threads: 0 = one per connection (a waiting handler never delays another client); N = a pool of N threads sharing the connections"},
     {"server", "max_body_bytes", L(max_body_bytes), "67108864", 1024, 1L << 34, "request bodies larger than this get 413"},
     {"jobs", "workers", I(workers), "0", 0, 1024, "worker threads computing chunks; 0 = one per core"},
     {"jobs", "chunk_size", I(chunk_size), "1000", 1, 1000000, "entities per chunk: the unit of work, progress and retry"},

@@ -476,7 +476,7 @@ static int cascade_prepare(const model_env_t *env, const json_t *params, const c
     /* threads: as many as help, within ~1 GiB of per-thread arrays */
     long per_thread = (long)n * 40 + 1;
     long cap = (1L << 30) / per_thread;
-    m.nth = models_threads_for(m.samples);
+    m.nth = models_threads_for(m.samples, env->threads);
     if (m.nth > cap) m.nth = cap > 0 ? (int)cap : 1;
     m.active = calloc((size_t)m.nth, sizeof *m.active);
     m.gen_sum = calloc((size_t)m.nth, sizeof *m.gen_sum);

@@ -194,7 +194,7 @@ int ising_mc_prepare(const model_env_t *env, const json_t *params, const char *c
 
     st->flipped = calloc(n ? n : 1, sizeof *st->flipped);
     st->changed = calloc(n ? n : 1, sizeof *st->changed);
-    nth = n ? models_threads_for(m.samples) : 1;
+    nth = n ? models_threads_for(m.samples, env->threads) : 1;
     m.flipped = calloc((size_t)nth, sizeof *m.flipped);
     m.changed = calloc((size_t)nth, sizeof *m.changed);
     if (!st->flipped || !st->changed || !m.flipped || !m.changed) goto oom;

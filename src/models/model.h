@@ -36,6 +36,9 @@ typedef struct {
     /* The job's state from xPrepare (NULL for models without one). Set per chunk by the
      * job engine; a model reads it only. */
     const void *job_state;
+    /* Threads a whole-job simulation (xPrepare) may use; 0 = one per core. Results never
+     * depend on it (tests vary it to show that). */
+    int threads;
 } model_env_t;
 
 /* A validation failure: the field (dotted path) and the reason. */

@@ -23,8 +23,9 @@ void models_set_err(model_error_t *err, const char *key, const char *fmt, ...)
  * them) and waits for all. Falls back to running them one after another if a thread cannot
  * start, so results never depend on how many threads ran. */
 void models_parallel(int nth, void (*fn)(void *arg, int ith, int nth), void *arg);
-/* Threads worth using for `work` independent units: min(cpu_count, work), at least 1. */
-int models_threads_for(long work);
+/* Threads worth using for `work` independent units: min(cap or cpu_count when cap is 0,
+ * work), at least 1. */
+int models_threads_for(long work, int cap);
 
 /* ising.c <-> ising_mc.c */
 int ising_is_mc(const json_t *params);

@@ -94,8 +94,8 @@ void models_parallel(int nth, void (*fn)(void *arg, int ith, int nth), void *arg
     free(jobs); free(th); free(started);
 }
 
-int models_threads_for(long work) {
-    int n = cpu_count();
+int models_threads_for(long work, int cap) {
+    int n = cap > 0 ? cap : cpu_count();
     if (n > 64) n = 64;
     if (work < n) n = (int)(work > 0 ? work : 1);
     return n < 1 ? 1 : n;

@@ -40,7 +40,7 @@ static void test_defaults(void) {
     config_defaults(&c);
     ASSERT_EQ_STR(c.listen, "127.0.0.1:8080");
     ASSERT_EQ_STR(c.data_dir, "./data");
-    ASSERT_EQ_INT(c.http_threads, 4);
+    ASSERT_EQ_INT(c.http_threads, 0);
     ASSERT_EQ_INT(c.max_body_bytes, 67108864);
     ASSERT_EQ_INT(c.workers, 0);
     ASSERT_EQ_INT(c.chunk_size, 1000);

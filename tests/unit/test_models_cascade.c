@@ -210,6 +210,16 @@ static void test_sampled_thresholds(void) {
     static const char *const ids[] = {"a", "b", "c", "d", "e"};
     ASSERT_EQ_INT(mt_job(&MODEL_CASCADE, g, req, ids, 5, 1, c, o2), 0);
     for (int k = 0; k < 10; k++) ASSERT_TRUE(o2[k] == o[k] || (isnan(o2[k]) && isnan(o[k])));
+    /* 1 thread or 3: the same numbers */
+    model_error_t me;
+    json_t *params = mt_parse(&MODEL_CASCADE, req, &me);
+    ASSERT_TRUE(params != NULL);
+    for (int th = 1; th <= 3; th += 2) {
+        model_env_t env = {.graph = g, .threads = th};
+        ASSERT_EQ_INT(mt_run(&MODEL_CASCADE, &env, params, ids, 5, 3, c, o2), 0);
+        for (int k = 0; k < 10; k++) ASSERT_TRUE(o2[k] == o[k] || (isnan(o2[k]) && isnan(o[k])));
+    }
+    json_decref(params);
     run5(g, "{\"seed_entities\":[\"a\"],\"samples\":20000,\"seed\":12}", c, o2);
     ASSERT_TRUE(o2[2] != o[2]);
     /* normal(0.5, 0) clipped is the fixed 0.5 case: b at 1, c at 2, d at 3 */

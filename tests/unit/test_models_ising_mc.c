@@ -171,6 +171,16 @@ static void test_properties(void) {
     int differ = 0;
     for (int k = 0; k < 20; k++) differ |= o3[k] != o1[k];
     ASSERT_TRUE(differ);
+    /* 1 thread or 3: the same numbers (sample k always uses the stream (seed, k)) */
+    model_error_t me;
+    json_t *params = mt_parse(&MODEL_ISING, req, &me);
+    ASSERT_TRUE(params != NULL);
+    for (int th = 1; th <= 3; th += 2) {
+        model_env_t env = {.graph = g, .threads = th};
+        ASSERT_EQ_INT(mt_run(&MODEL_ISING, &env, params, ids, 5, 2, c2, o3), 0);
+        for (int k = 0; k < 20; k++) ASSERT_NEAR(o3[k], o1[k], 0);
+    }
+    json_decref(params);
     /* monotone in T for dE > 0 (A: dE = 2 * 0.55 > 0), frozen neighbours, common random
      * numbers: a higher T accepts every attempt a lower T accepts */
     double prev = -1;
