@@ -3,6 +3,7 @@
 BUILD ?= build
 SAN ?= 0
 CC ?= cc
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Isrc -g
 ifeq ($(SAN),1)
@@ -56,23 +57,23 @@ deps:
 
 # Installs what is missing, builds, starts the server on 127.0.0.1:8080 with a demo graph.
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bash scripts/run-demo.sh
 
 # Installs, builds release + sanitizer builds, runs unit and integration tests on both.
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-asan SAN=1 all
 	@bash tests/run.sh
 
 # Runs the tests without the install step (for a quick loop while developing).
 test-only: all
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-asan SAN=1 all
 	@bash tests/run.sh
 
 bench:
 	@PREDICTD_BENCH_DEPS=1 bash scripts/install-deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bash bench/run.sh
 
 clean:

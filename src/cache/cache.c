@@ -9,6 +9,8 @@
 
 #include "core/util.h"
 
+#define CACHE_SEEN_BITS 65536
+
 /* The models the cache knows: label and TTL key. An index here is what entries store. */
 static const char *const MODEL_NAMES[] = {"ising", "cascade", "ews", "bifurcation"};
 #define N_MODELS ((int)(sizeof MODEL_NAMES / sizeof MODEL_NAMES[0]))
@@ -22,6 +24,12 @@ struct cache {
     /* The version of the last graph change applied: written by the store's writer thread
      * under the graph write lock, read under the graph read lock. */
     _Atomic uint64_t global_stamp;
+    /* Parameter sets put since the last reset, one bit per (model, parameter hash) slot: a
+     * lookup for a set whose bit is clear is a miss without touching the backend (a job
+     * with parameters never seen before pays no lookups). Cleared when half full; a clear
+     * bit only ever causes a miss, never a wrong answer. */
+    _Atomic uint64_t seen[CACHE_SEEN_BITS / 64];
+    _Atomic long seen_set;
 };
 
 static int64_t default_clock(void *arg) {
@@ -201,9 +209,37 @@ uint64_t cache_stamp(const cache_t *c, const cache_scope_t *s, const graph_t *g,
     }
 }
 
+static uint64_t seen_bit(const cache_scope_t *s, size_t *word) {
+    uint64_t h = (s->h1 ^ (s->h2 * 0x9E3779B97F4A7C15ULL)) + (uint64_t)s->model * 0xff51afd7ed558ccdULL;
+    h ^= h >> 29;
+    size_t slot = (size_t)(h % CACHE_SEEN_BITS);
+    *word = slot / 64;
+    return 1ULL << (slot % 64);
+}
+
+int cache_may_hold(cache_t *c, const cache_scope_t *s) {
+    if (!c || s->dep == CACHE_DEP_NONE) return 0;
+    size_t w;
+    uint64_t bit = seen_bit(s, &w);
+    return (atomic_load_explicit(&c->seen[w], memory_order_relaxed) & bit) != 0;
+}
+
+static void seen_mark(cache_t *c, const cache_scope_t *s) {
+    size_t w;
+    uint64_t bit = seen_bit(s, &w);
+    if (atomic_load_explicit(&c->seen[w], memory_order_relaxed) & bit) return;
+    if (atomic_fetch_or(&c->seen[w], bit) & bit) return;
+    if (atomic_fetch_add(&c->seen_set, 1) + 1 > CACHE_SEEN_BITS / 2) {
+        for (size_t i = 0; i < CACHE_SEEN_BITS / 64; i++) atomic_store(&c->seen[i], 0);
+        atomic_store(&c->seen_set, 0);
+        atomic_fetch_or(&c->seen[w], bit);
+    }
+}
+
 int cache_get(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_t stamp,
               uint8_t *code, double *out) {
     if (!c || s->dep == CACHE_DEP_NONE || !stamp) return 0;
+    if (!cache_may_hold(c, s)) return 0;
     cache_key_t k = {.model = s->model, .h1 = s->h1, .h2 = s->h2, .entity_id = entity_id, .stamp = stamp};
     cache_counts_t cnt;
     memset(&cnt, 0, sizeof cnt);
@@ -231,6 +267,7 @@ void cache_put(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64
     cache_key_t k = {.model = s->model, .h1 = s->h1, .h2 = s->h2, .entity_id = entity_id, .stamp = stamp};
     cache_counts_t cnt;
     memset(&cnt, 0, sizeof cnt);
+    seen_mark(c, s); /* before the entry exists: a reader never misses a stored entry for it */
     c->b->pMethods->xPut(c->b, &k, gen, c->clock_ms(c->clock_arg), s->ttl_s, code, out, s->n_outputs, &cnt);
     if (c->m) flush_counts(c, &cnt);
 }

@@ -134,6 +134,9 @@ int cache_get(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_
 /* Adds served-from-cache and computed entity counts of the scope's model to the metrics. */
 void cache_count(cache_t *c, const cache_scope_t *s, long hits, long misses);
 /* Read before computing entity_id's result; pass to cache_put. */
+/* 0 when no result with these parameters was put lately: a lookup would miss (cheap; a
+ * job with parameters never seen skips its lookups). 1: maybe. */
+int cache_may_hold(cache_t *c, const cache_scope_t *s);
 uint64_t cache_generation(cache_t *c, const char *entity_id);
 void cache_put(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_t stamp,
                uint64_t gen, uint8_t code, const double *out);

@@ -54,7 +54,7 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
     if (!c || n <= 0 || cs <= 0) return 0;
     cache_scope_t s;
     scope_for(j, md, params, params_json, ids, ids_len, &s);
-    if (s.dep == CACHE_DEP_NONE) return 0;
+    if (s.dep == CACHE_DEP_NONE || !cache_may_hold(c, &s)) return 0;
     const long n_chunks = (n + cs - 1) / cs;
     const int no = md->n_outputs;
     const char **ptr = malloc((size_t)cs * sizeof *ptr);
