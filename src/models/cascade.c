@@ -253,6 +253,16 @@ static int reaches(const sim_t *m, uint32_t i, uint32_t cnt, double theta) {
     return (double)cnt / (double)m->deg[i] >= theta;
 }
 
+/* One entity's state in one sample: kept together so that touching it is one cache line
+ * (a big cascade is a random walk over the graph's memory). */
+typedef struct {
+    uint32_t stamp;   /* sample + 1 this state belongs to (else: inactive, nothing counted) */
+    int32_t gen;      /* activation generation, -1 inactive */
+    uint32_t cnt;     /* active influencers */
+    uint32_t mark;    /* queued as a candidate this generation */
+    double th;        /* threshold; NAN until drawn */
+} node_t;
+
 /* One thread's samples [ith * S / nth, (ith + 1) * S / nth). Per-entity state carries the
  * sample it belongs to (stamp), so a sample costs what it touches, not the whole graph;
  * thresholds are drawn only for entities a cascade reaches. */
@@ -260,26 +270,22 @@ static void sim_thread(void *arg, int ith, int nth) {
     sim_t *m = arg;
     const uint32_t n = m->n;
     long from = (long)((double)m->samples * ith / nth), to = (long)((double)m->samples * (ith + 1) / nth);
-    uint32_t *stamp = calloc(n ? n : 1, sizeof *stamp);           /* sample + 1 the state is of */
-    int32_t *gen = malloc((size_t)(n ? n : 1) * sizeof *gen);       /* -1 inactive */
-    uint32_t *cnt = malloc((size_t)(n ? n : 1) * sizeof *cnt);      /* active influencers */
-    double *th = malloc((size_t)(n ? n : 1) * sizeof *th);          /* NAN: not drawn yet */
+    node_t *st = calloc(n ? n : 1, sizeof *st);                         /* [n] */
     uint32_t *act_list = malloc((size_t)(n ? n : 1) * sizeof *act_list); /* active, by generation */
     uint32_t *cand = malloc((size_t)(n ? n : 1) * sizeof *cand);
-    uint8_t *mark = malloc(n ? n : 1);
     uint32_t *act = m->active[ith];
     uint64_t *gs = m->gen_sum[ith];
-    if (!stamp || !gen || !cnt || !th || !act_list || !cand || !mark || !act || !gs) goto out;
+    if (!st || !act_list || !cand || !act || !gs) goto out;
     const long G = m->max_gen;
-#define TOUCH(i) do { if (stamp[i] != cur) { stamp[i] = cur; gen[i] = -1; cnt[i] = 0; mark[i] = 0; th[i] = NAN; } } while (0)
+#define TOUCH(x) do { if ((x)->stamp != cur) { (x)->stamp = cur; (x)->gen = -1; (x)->cnt = 0; (x)->mark = 0; (x)->th = NAN; } } while (0)
     for (long s = from; s < to; s++) {
         const uint32_t cur = (uint32_t)s + 1;
         uint32_t *sizes = m->sizes + (size_t)s * (size_t)(G + 1);
         uint32_t total = 0;
         for (uint32_t k = 0; k < m->n_seeds; k++) {
-            uint32_t i = m->seeds[k];
-            TOUCH(i);
-            if (gen[i] < 0) gen[i] = 0, act_list[total++] = i;
+            node_t *x = &st[m->seeds[k]];
+            TOUCH(x);
+            if (x->gen < 0) x->gen = 0, act_list[total++] = m->seeds[k];
         }
         sizes[0] = total;
         uint32_t f0 = 0, f1 = total; /* generation g's newly active: act_list[f0 .. f1) */
@@ -291,27 +297,30 @@ static void sim_thread(void *arg, int ith, int nth) {
                 uint32_t j = act_list[f];
                 for (uint64_t e = m->off[j]; e < m->off[j + 1]; e++) {
                     uint32_t i = m->to[e];
-                    TOUCH(i);
-                    cnt[i]++;
-                    if (gen[i] < 0 && !mark[i]) mark[i] = 1, cand[nc++] = i;
+                    node_t *x = &st[i];
+                    TOUCH(x);
+                    x->cnt++;
+                    if (x->gen < 0 && !x->mark) x->mark = 1, cand[nc++] = i;
                 }
             }
             if (g == 0)
                 for (uint32_t z = 0; z < m->n_zero; z++) {
                     uint32_t i = m->zero[z];
-                    TOUCH(i);
-                    if (gen[i] < 0 && !mark[i]) mark[i] = 1, cand[nc++] = i;
+                    node_t *x = &st[i];
+                    TOUCH(x);
+                    if (x->gen < 0 && !x->mark) x->mark = 1, cand[nc++] = i;
                 }
             uint32_t added = 0;
             for (uint32_t c = 0; c < nc; c++) {
                 uint32_t i = cand[c];
-                mark[i] = 0;
-                if (isnan(th[i])) th[i] = draw_threshold(m, i, s);
-                if (reaches(m, i, cnt[i], th[i])) act_list[f1 + added++] = i;
+                node_t *x = &st[i];
+                x->mark = 0;
+                if (isnan(x->th)) x->th = draw_threshold(m, i, s);
+                if (reaches(m, i, x->cnt, x->th)) act_list[f1 + added++] = i;
             }
             if (added == 0) break;
             g++;
-            for (uint32_t a = f1; a < f1 + added; a++) gen[act_list[a]] = (int32_t)g;
+            for (uint32_t a = f1; a < f1 + added; a++) st[act_list[a]].gen = (int32_t)g;
             f0 = f1;
             f1 += added;
             total += added;
@@ -321,12 +330,12 @@ static void sim_thread(void *arg, int ith, int nth) {
         for (uint32_t a = 0; a < total; a++) {
             uint32_t i = act_list[a];
             act[i]++;
-            gs[i] += (uint64_t)gen[i];
+            gs[i] += (uint64_t)st[i].gen;
         }
     }
 #undef TOUCH
 out:
-    free(stamp); free(gen); free(cnt); free(th); free(act_list); free(cand); free(mark);
+    free(st); free(act_list); free(cand);
 }
 
 typedef struct {
