@@ -197,13 +197,7 @@ uint64_t cache_stamp(const cache_t *c, const cache_scope_t *s, const graph_t *g,
     if (!c || s->dep == CACHE_DEP_NONE || idx < 0 || (uint64_t)idx >= g->n || !g->ids[idx]) return 0;
     switch (s->dep) {
     case CACHE_DEP_ENTITY: return g->version[idx];
-    case CACHE_DEP_NEIGHBOURS: {
-        uint64_t v = g->version[idx];
-        const graph_adj_t *a = &g->adj[idx];
-        for (uint32_t e = 0; e < a->n; e++)
-            if (g->version[a->nbr[e]] > v) v = g->version[a->nbr[e]];
-        return v;
-    }
+    case CACHE_DEP_NEIGHBOURS: return g->reach_version[idx]; /* kept by the graph's mutators */
     case CACHE_DEP_GLOBAL: return atomic_load(&c->global_stamp) + 1;
     default: return 0;
     }

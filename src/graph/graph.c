@@ -23,7 +23,7 @@ void graph_free(graph_t *g) {
         free(g->adj[i].out);
     }
     free(g->threshold);
-    free(g->ids); free(g->spin); free(g->field); free(g->version); free(g->adj); free(g->table);
+    free(g->ids); free(g->spin); free(g->field); free(g->version); free(g->reach_version); free(g->adj); free(g->table);
     pthread_rwlock_destroy(&g->lock);
     free(g);
 }
@@ -68,10 +68,21 @@ static int grow_table(graph_t *g) {
     return 0;
 }
 
+/* Sets i's version and raises reach_version (the highest version among an entity and its
+ * neighbours) of i and of every neighbour: what reads i's state sees the change. Versions
+ * come from one store-wide counter that only grows, so a raise is never undone. */
+static void version_set(graph_t *g, uint32_t i, uint64_t version) {
+    g->version[i] = version;
+    if (version > g->reach_version[i]) g->reach_version[i] = version;
+    const graph_adj_t *a = &g->adj[i];
+    for (uint32_t k = 0; k < a->n; k++)
+        if (version > g->reach_version[a->nbr[k]]) g->reach_version[a->nbr[k]] = version;
+}
+
 static int grow_nodes(graph_t *g) {
     uint32_t cap = g->cap ? g->cap * 2 : 1024;
 #define GROW(field) do { void *p = realloc(g->field, (size_t)cap * sizeof *g->field); if (!p) return -1; g->field = p; } while (0)
-    GROW(ids); GROW(spin); GROW(field); GROW(threshold); GROW(version); GROW(adj);
+    GROW(ids); GROW(spin); GROW(field); GROW(threshold); GROW(version); GROW(reach_version); GROW(adj);
 #undef GROW
     memset(g->adj + g->cap, 0, (size_t)(cap - g->cap) * sizeof *g->adj);
     g->cap = cap;
@@ -99,6 +110,7 @@ void graph_upsert_entity_locked(graph_t *g, const char *id, const json_t *props,
         i = g->n++;
         g->ids[i] = copy;
         memset(&g->adj[i], 0, sizeof g->adj[i]);
+        g->reach_version[i] = 0;
         int found;
         uint32_t h = slot_of(g, id, &found);
         g->table[h] = (uint32_t)i + 1;
@@ -108,7 +120,8 @@ void graph_upsert_entity_locked(graph_t *g, const char *id, const json_t *props,
     g->spin[i] = (s == 1.0 || s == -1.0) ? s : NAN;
     g->field[i] = prop_number(props, "field", 0.0);
     g->threshold[i] = prop_number(props, "threshold", NAN);
-    g->version[i] = version;
+    version_set(g, (uint32_t)i, version);
+    g->mutations++;
 out:
     return;
 }
@@ -135,6 +148,7 @@ void graph_delete_entity(graph_t *g, const char *id) {
 
 void graph_delete_entity_locked(graph_t *g, const char *id) {
     int64_t i = graph_find(g, id);
+    g->mutations++;
     if (i >= 0) {
         graph_adj_t *a = &g->adj[i];
         for (uint32_t k = 0; k < a->n; k++) {
@@ -201,6 +215,10 @@ void graph_add_relationship_locked(graph_t *g, const char *a, const char *b, dou
         adj_add(&g->adj[j], (uint32_t)i, weight, delta, 0);
         g->edges += r;
         g->graph_version++;
+        /* each end now reads the other (the store bumps both versions as well) */
+        if (g->version[j] > g->reach_version[i]) g->reach_version[i] = g->version[j];
+        if (g->version[i] > g->reach_version[j]) g->reach_version[j] = g->version[i];
+        g->mutations++;
     }
 }
 
@@ -212,7 +230,8 @@ void graph_set_version(graph_t *g, const char *id, uint64_t version) {
 
 void graph_set_version_locked(graph_t *g, const char *id, uint64_t version) {
     int64_t i = graph_find(g, id);
-    if (i >= 0) g->version[i] = version;
+    if (i >= 0) version_set(g, (uint32_t)i, version);
+    g->mutations++;
 }
 
 void graph_wrlock(graph_t *g) { pthread_rwlock_wrlock(&g->lock); }

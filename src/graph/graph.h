@@ -29,6 +29,8 @@ typedef struct graph {
     double *field;
     double *threshold;     /* the 'threshold' property (cascade); NAN when absent */
     uint64_t *version;
+    uint64_t *reach_version; /* max version of the entity and its neighbours (never lowered):
+                              * changes whenever anything an Ising result reads changes */
     graph_adj_t *adj;
     uint32_t n, cap;       /* slots used / allocated */
     uint32_t *table;       /* open addressing: index + 1, 0 = empty */
@@ -36,6 +38,7 @@ typedef struct graph {
     uint32_t live;         /* entities present */
     uint64_t edges;        /* adjacency entries / 2 */
     uint64_t graph_version;/* bumped on every relationship change */
+    uint64_t mutations;    /* bumped by every mutator: equal before and after = nothing changed */
 } graph_t;
 
 graph_t *graph_new(void);

@@ -158,6 +158,7 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
     if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->gen) goto fail;
     graph_rdlock(j->g);
     for (uint32_t k = 0; k < n; k++) stamps[k] = cache_stamp(c, &s, j->g, graph_find(j->g, ids[k]));
+    r->graph_mutations = j->g->mutations;
     graph_unlock(j->g);
     size_t bytes = 0;
     for (uint32_t k = 0; k < n; k++) {
@@ -195,9 +196,11 @@ void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals
     }
     cache_t *c = cache_of(j);
     graph_rdlock(j->g);
-    for (uint32_t q = 0; q < r->n_miss; q++)
-        if (r->stamp[q] && cache_stamp(c, &r->scope, j->g, graph_find(j->g, r->miss_ids[q])) != r->stamp[q])
-            r->stamp[q] = 0; /* changed while it was computed: which state it saw is unknown */
+    /* nothing changed in the graph since the stamps were read: they all still hold */
+    if (j->g->mutations != r->graph_mutations || r->scope.dep == CACHE_DEP_GLOBAL)
+        for (uint32_t q = 0; q < r->n_miss; q++)
+            if (r->stamp[q] && cache_stamp(c, &r->scope, j->g, graph_find(j->g, r->miss_ids[q])) != r->stamp[q])
+                r->stamp[q] = 0; /* changed while it was computed: which state it saw is unknown */
     graph_unlock(j->g);
 }
 

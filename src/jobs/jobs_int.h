@@ -119,6 +119,7 @@ typedef struct {
     uint8_t *miss_codes;
     double *miss_vals;         /* n_miss * n_outputs */
     uint64_t *stamp, *gen;     /* per miss: stamp before the run (0: not to be stored) */
+    uint64_t graph_mutations;  /* the graph's mutation count when the stamps were read */
 } jobs_cache_run_t;
 /* NULL: no caching for this job (compute ids as usual). */
 jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const char *const *ids,

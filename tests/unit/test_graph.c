@@ -176,6 +176,36 @@ static void test_delete_entity(void) {
     graph_free(g);
 }
 
+/* reach_version: the highest version among an entity and its neighbours. A change to X
+ * raises it for X and X's neighbours (whose Ising results read X's spin), not for others. */
+static void test_reach_version_follows_neighbours(void) {
+    graph_t *g = graph_new();
+    upsert(g, "X", 1, 0, 1);
+    upsert(g, "Y", 1, 0, 2);
+    upsert(g, "Z", 1, 0, 3);
+    graph_add_relationship(g, "X", "Y", 1.0, 1);
+    graph_rdlock(g);
+    int64_t x = graph_find(g, "X"), y = graph_find(g, "Y"), z = graph_find(g, "Z");
+    ASSERT_EQ_INT(g->reach_version[x], 2); /* Y's version reaches X through the new edge */
+    ASSERT_EQ_INT(g->reach_version[y], 2);
+    ASSERT_EQ_INT(g->reach_version[z], 3);
+    uint64_t m0 = g->mutations;
+    graph_unlock(g);
+    graph_set_version(g, "Y", 10);
+    graph_rdlock(g);
+    ASSERT_EQ_INT(g->reach_version[x], 10);
+    ASSERT_EQ_INT(g->reach_version[y], 10);
+    ASSERT_EQ_INT(g->reach_version[z], 3);
+    ASSERT_TRUE(g->mutations > m0);
+    graph_unlock(g);
+    upsert(g, "Z", -1, 0, 11); /* Z is nobody's neighbour */
+    graph_rdlock(g);
+    ASSERT_EQ_INT(g->reach_version[x], 10);
+    ASSERT_EQ_INT(g->reach_version[z], 11);
+    graph_unlock(g);
+    graph_free(g);
+}
+
 static void test_many_entities_survive_growth(void) {
     enum { N = 20000 };
     graph_t *g = graph_new();
@@ -219,6 +249,7 @@ int main(void) {
         TEST_CASE(test_self_loops_and_unknown_ends_ignored),
         TEST_CASE(test_delete_entity),
         TEST_CASE(test_many_entities_survive_growth),
+        TEST_CASE(test_reach_version_follows_neighbours),
     };
     return test_main("graph", cases, (int)(sizeof cases / sizeof cases[0]));
 }
