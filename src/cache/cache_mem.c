@@ -18,7 +18,7 @@
 
 typedef struct mem_node mem_node_t;
 
-#define MEM_MAX_VARIANTS 8
+#define MEM_MAX_VARIANTS 4
 
 typedef struct mem_entry {
     struct mem_entry *lru_prev, *lru_next; /* shard LRU: head = most recently used */
@@ -202,7 +202,15 @@ static void mem_put(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int6
     if (atomic_load(&s->gen) != gen) goto out; /* an invalidation ran since it was computed */
     mem_node_t *n = node_get(s, k->entity_id, h);
     if (!n) goto out;
-    mem_entry_t *old = entry_find(n, k);
+    /* one walk of the node's short list: the entry this replaces, and the oldest variant
+     * of the same model once there are MEM_MAX_VARIANTS */
+    mem_entry_t *old = NULL, *victim = NULL;
+    int same = 0;
+    for (mem_entry_t *x = n->entries; x; x = x->next) {
+        if (x->model != (uint8_t)k->model) continue;
+        if (x->h1 == k->h1 && x->h2 == k->h2) old = x;
+        else if (++same >= MEM_MAX_VARIANTS) victim = x; /* the last: the oldest */
+    }
     if (old && old->stamp > k->stamp) goto out; /* a newer result is already here */
     mem_entry_t *e = malloc(bytes);
     if (!e) {
@@ -230,10 +238,6 @@ static void mem_put(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int6
     }
     /* At most MEM_MAX_VARIANTS entries per entity and model (one per parameter set): a
      * client sweeping parameters keeps the newest few, and lookups stay a short walk. */
-    int same = 0;
-    mem_entry_t *victim = NULL;
-    for (mem_entry_t *x = n->entries; x; x = x->next)
-        if (x->model == e->model && ++same > MEM_MAX_VARIANTS) victim = x; /* the last: oldest */
     if (victim) {
         count(cnt->evictions, k->model);
         entry_remove(s, victim);

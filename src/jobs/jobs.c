@@ -15,7 +15,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -385,6 +388,11 @@ static void *worker_main(void *arg) {
     jobs_t *j = arg;
     char err[256];
     buf_t blob = {0};
+    /* Batch work yields to request handling: a worker thread runs at a lower scheduling
+     * priority (nice +5, this thread only), so the HTTP threads and the store's writer,
+     * which a waiting client is timing, get a core first when the cores are busy. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5) != 0)
+        LOG_D("worker priority unchanged", "errno=%d", errno);
     pthread_mutex_lock(&j->mu);
     for (;;) {
         if (j->stopping) break;
