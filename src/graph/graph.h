@@ -33,7 +33,7 @@ typedef struct graph {
                               * changes whenever anything an Ising result reads changes */
     graph_adj_t *adj;
     uint32_t n, cap;       /* slots used / allocated */
-    uint32_t *table;       /* open addressing: index + 1, 0 = empty */
+    uint64_t *table;       /* open addressing: hash << 32 | (index + 1), 0 = empty */
     uint32_t table_cap;    /* power of two */
     uint32_t live;         /* entities present */
     uint64_t edges;        /* adjacency entries / 2 */
