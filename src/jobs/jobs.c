@@ -510,7 +510,16 @@ static void *worker_main(void *arg) {
                 else if (cache_run->n_miss)
                     rc = run_chunk(j, md, rt->work, cache_run->miss_ids, cache_run->n_miss, token,
                                    cache_run->miss_codes, cache_run->miss_vals, err, sizeof err);
-                if (rc == 0 && cache_run) jobs_cache_end(j, cache_run, codes, vals);
+                if (rc == 0 && cache_run) {
+                    jobs_cache_end(j, cache_run, codes, vals);
+                    /* cached here, on the worker, before the commit: the store's writer never
+                     * spends a group commit's time on cache work, and a repeat submitted once
+                     * the job reads COMPLETED always finds them. A value is correct for its
+                     * stamp whether or not this chunk's commit succeeds. */
+                    jobs_cache_commit(j, cache_run);
+                    jobs_cache_run_free(cache_run);
+                    cache_run = NULL;
+                }
                 if (rc == -1 && !err[0]) snprintf(err, sizeof err, "model %s failed", md->name);
             }
         }

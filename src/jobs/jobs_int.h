@@ -109,7 +109,7 @@ void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf);
 
 /* A worker's chunk: entities served from the cache are filled in before the model runs,
  * the model computes only miss_ids, jobs_cache_end puts them in place, and once the chunk
- * is committed jobs_cache_commit stores the results still valid. */
+ * is computed jobs_cache_commit stores the results still valid (on the worker, before the commit). */
 typedef struct {
     cache_scope_t scope;
     uint32_t n_miss;
