@@ -41,6 +41,9 @@ int parse_duration_s(const char *s, double *out);
 /* A job id: "JOB-" + 12 hex of ms time + 8 hex random: sortable by creation. */
 void make_job_id(char out[32]);
 
+/* 1 when s[0..n) is well-formed UTF-8 without NUL bytes (ids, names, CSV cells). */
+int utf8_valid(const char *s, size_t n);
+
 uint64_t hash_fnv1a(const void *p, size_t n, uint64_t seed);
 
 /* Sets *out to the number of online CPUs (at least 1). */

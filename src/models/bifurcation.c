@@ -106,32 +106,17 @@ static int bif_parse(const json_t *req, json_t **out, model_error_t *err) {
 }
 
 
+static int bif_entity(const model_env_t *env, const char *id, const double *t, const double *x,
+                      long m, const ews_opts_t *o, double *v) {
+    (void)env;
+    (void)id;
+    return bifurcation_compute(t, x, m, o, v);
+}
+
 /* ids: n -> codes[n], out[n][8] (OUTPUTS) */
 static int bif_run(const model_env_t *env, const json_t *params, const char *const *ids, uint32_t n,
                    uint8_t *codes, double *out, char *err, size_t errlen) {
-    ews_opts_t o;
-    ews_opts_from_params(params, &o);
-    if (isnan(o.as_of)) o.as_of = (double)now_ms() / 1000.0; /* no as_of: the window ends now */
-    for (uint32_t k = 0; k < n; k++) {
-        double *v = out + (size_t)k * N_OUT;
-        for (int i = 0; i < N_OUT; i++) v[i] = NAN;
-        graph_rdlock(env->graph);
-        int64_t gi = graph_find(env->graph, ids[k]);
-        graph_unlock(env->graph);
-        if (gi < 0) { codes[k] = MODEL_ERR_UNKNOWN_ENTITY; continue; }
-        double *t, *x;
-        long m;
-        if (ews_fetch(env, &o, ids[k], &t, &x, &m) != 0) {
-            snprintf(err, errlen, "observations of '%.100s' could not be read from the store", ids[k]);
-            return -1;
-        }
-        int code = bifurcation_compute(t, x, m, &o, v);
-        free(t);
-        free(x);
-        if (code < 0) { snprintf(err, errlen, "out of memory"); return -1; }
-        codes[k] = (uint8_t)code;
-    }
-    return 0;
+    return ews_for_each(env, params, ids, n, codes, out, N_OUT, bif_entity, err, errlen);
 }
 
 static void bif_render(const double *v, int n, buf_t *b) {

@@ -326,15 +326,14 @@ static int ews_parse(const json_t *req, json_t **out, model_error_t *err) {
 
 /* The job's as_of when the request has none: the time the job starts, once. */
 
-/* ids: n -> codes[n], out[n][14] (OUTPUTS) */
-static int ews_run(const model_env_t *env, const json_t *params, const char *const *ids, uint32_t n,
-                   uint8_t *codes, double *out, char *err, size_t errlen) {
+int ews_for_each(const model_env_t *env, const json_t *params, const char *const *ids, uint32_t n,
+                 uint8_t *codes, double *out, int n_out, ews_entity_fn fn, char *err, size_t errlen) {
     ews_opts_t o;
     ews_opts_from_params(params, &o);
     if (isnan(o.as_of)) o.as_of = (double)now_ms() / 1000.0; /* no as_of: the window ends now */
     for (uint32_t k = 0; k < n; k++) {
-        double *v = out + (size_t)k * N_OUT;
-        for (int i = 0; i < N_OUT; i++) v[i] = NAN;
+        double *v = out + (size_t)k * (size_t)n_out;
+        for (int i = 0; i < n_out; i++) v[i] = NAN;
         graph_rdlock(env->graph);
         int64_t gi = graph_find(env->graph, ids[k]);
         graph_unlock(env->graph);
@@ -345,24 +344,38 @@ static int ews_run(const model_env_t *env, const json_t *params, const char *con
             snprintf(err, errlen, "observations of '%.100s' could not be read from the store", ids[k]);
             return -1;
         }
-        ews_result_t r;
-        int code = ews_compute(t, x, m, &o, &r, NULL);
+        int code = fn(env, ids[k], t, x, m, &o, v);
         free(t);
         free(x);
         if (code < 0) { snprintf(err, errlen, "out of memory"); return -1; }
         codes[k] = (uint8_t)code;
-        v[0] = (double)r.n;
-        v[1] = (double)r.w;
-        if (code != MODEL_OK) continue;
-        v[2] = r.var; v[3] = r.var_tau; v[4] = r.ar1; v[5] = r.ar1_tau;
-        v[6] = r.skew; v[7] = r.skew_tau; v[8] = r.kurt; v[9] = r.kurt_tau;
-        v[10] = r.lambda;
-        v[11] = r.alert;
-        v[12] = o.metrics;
-        v[13] = r.dt_h;
-        if (r.alert && env->on_alert) env->on_alert(env->alert_arg, ids[k]);
     }
     return 0;
+}
+
+/* one entity: v[14] (OUTPUTS); an alert calls env->on_alert */
+static int ews_entity(const model_env_t *env, const char *id, const double *t, const double *x,
+                      long m, const ews_opts_t *o, double *v) {
+    ews_result_t r;
+    int code = ews_compute(t, x, m, o, &r, NULL);
+    if (code < 0) return code;
+    v[0] = (double)r.n;
+    v[1] = (double)r.w;
+    if (code != MODEL_OK) return code;
+    v[2] = r.var; v[3] = r.var_tau; v[4] = r.ar1; v[5] = r.ar1_tau;
+    v[6] = r.skew; v[7] = r.skew_tau; v[8] = r.kurt; v[9] = r.kurt_tau;
+    v[10] = r.lambda;
+    v[11] = r.alert;
+    v[12] = o->metrics;
+    v[13] = r.dt_h;
+    if (r.alert && env->on_alert) env->on_alert(env->alert_arg, id);
+    return code;
+}
+
+/* ids: n -> codes[n], out[n][14] (OUTPUTS) */
+static int ews_run(const model_env_t *env, const json_t *params, const char *const *ids, uint32_t n,
+                   uint8_t *codes, double *out, char *err, size_t errlen) {
+    return ews_for_each(env, params, ids, n, codes, out, N_OUT, ews_entity, err, errlen);
 }
 
 static void put_num(buf_t *b, int *first, const char *name, double v) {

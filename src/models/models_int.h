@@ -80,6 +80,13 @@ void ews_rolling(const double *r, long n, long w, double *var, double *ar1, doub
  * rolling ar1. Returns MODEL_OK, MODEL_ERR_TOO_FEW_POINTS or MODEL_ERR_NO_VARIANCE. */
 int ews_compute(const double *t, const double *x, long n, const ews_opts_t *o, ews_result_t *r,
                 double *ar1_series);
+/* The per-entity loop both series models share: for each id, outputs NAN-filled, unknown
+ * ids failed, the window's points read, then fn computes out[k * n_out ..] and returns a
+ * MODEL_* code (or -1 out of memory). 0, or -1 with err (the chunk is retried). */
+typedef int (*ews_entity_fn)(const model_env_t *env, const char *id, const double *t,
+                             const double *x, long m, const ews_opts_t *o, double *v);
+int ews_for_each(const model_env_t *env, const json_t *params, const char *const *ids, uint32_t n,
+                 uint8_t *codes, double *out, int n_out, ews_entity_fn fn, char *err, size_t errlen);
 /* Reads the entity's points in the window: 0 ok (caller frees), -1 store error. */
 int ews_fetch(const model_env_t *env, const ews_opts_t *o, const char *id, double **t, double **x,
               long *n);

@@ -159,33 +159,12 @@ static void reader_free(csv_reader_t *r) {
 
 /* ---- values ---------------------------------------------------------------------------- */
 
-static int utf8_valid(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) { if (c == 0) return 0; i++; continue; }
-        size_t k;
-        unsigned min;
-        unsigned cp;
-        if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; min = 0x10000; }
-        else return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += k + 1;
-    }
-    return 1;
-}
 
 /* An id: 1..256 bytes of UTF-8. NULL when fine, else the reason. */
 static const char *id_problem(const char *s, size_t n) {
     if (n == 0) return "is empty";
     if (n > CSV_ID_MAX) return "is longer than 256 bytes";
-    if (!utf8_valid((const unsigned char *)s, n)) return "is not valid UTF-8";
+    if (!utf8_valid((const char *)s, n)) return "is not valid UTF-8";
     return NULL;
 }
 
@@ -334,7 +313,7 @@ static int header_read(csv_reader_t *r, csv_header_t *h, csv_errs_t *e) {
         h->n = i + 1;
         if (!h->names[i]) { err_add(e, line, "out of memory"); return -1; }
         if (n == 0) { err_add(e, line, "column %zu has no name", i + 1); return -1; }
-        if (!utf8_valid((const unsigned char *)s, n)) { err_add(e, line, "column %zu name is not valid UTF-8", i + 1); return -1; }
+        if (!utf8_valid((const char *)s, n)) { err_add(e, line, "column %zu name is not valid UTF-8", i + 1); return -1; }
         for (size_t j = 0; j < i; j++)
             if (!strcmp(h->names[j], h->names[i])) { err_add(e, line, "duplicate column '%s'", h->names[i]); return -1; }
     }
@@ -420,7 +399,7 @@ long csv_parse_entities(const char *data, size_t len, entity_row_t **rows_out, b
                     v = json_real(d);
                 }
             } else {
-                if (!utf8_valid((const unsigned char *)s, sl)) { err_add(&e, line, "property '%s' is not valid UTF-8", h.names[c]); bad = 1; break; }
+                if (!utf8_valid((const char *)s, sl)) { err_add(&e, line, "property '%s' is not valid UTF-8", h.names[c]); bad = 1; break; }
                 v = json_stringn_nocheck(s, sl);
             }
             if (!v || json_object_set_new_nocheck(props, h.names[c], v)) { err_add(&e, line, "out of memory"); bad = 1; }
@@ -480,7 +459,7 @@ long csv_parse_relationships(const char *data, size_t len, rel_row_t **rows_out,
         }
         if (yc >= 0) {
             size_t yl = fld_len(&r, (size_t)yc);
-            if (yl > CSV_ID_MAX || !utf8_valid((const unsigned char *)fld(&r, (size_t)yc), yl)) {
+            if (yl > CSV_ID_MAX || !utf8_valid((const char *)fld(&r, (size_t)yc), yl)) {
                 err_add(&e, line, "type %s", yl > CSV_ID_MAX ? "is longer than 256 bytes" : "is not valid UTF-8");
                 ok = 0;
             }

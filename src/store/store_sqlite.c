@@ -273,33 +273,13 @@ static void row_err(op_t *op, long line, size_t idx, const char *field, const ch
     else seterr(op->err, op->errlen, "[%zu].%s: %s", idx, field, msg);
 }
 
-static int utf8_ok(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t k;
-        unsigned cp, min;
-        if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; min = 0x10000; }
-        else return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        i += k + 1;
-    }
-    return 1;
-}
 
 static const char *id_problem(const char *s) {
     if (!s) return "is missing";
     size_t n = strlen(s);
     if (n == 0) return "is empty";
     if (n > STORE_ID_MAX) return "is longer than 256 bytes";
-    if (!utf8_ok((const unsigned char *)s, n)) return "is not valid UTF-8";
+    if (!utf8_valid((const char *)s, n)) return "is not valid UTF-8";
     return NULL;
 }
 
