@@ -2,9 +2,12 @@
  *
  * Entries live in shards chosen by a hash of the entity id, so every entry of one entity is
  * in one shard (invalidating an entity takes one lock). A shard is a chained hash table of
- * entity nodes; a node holds the short list of that entity's entries (one per model and
- * parameter set: a put replaces the entry of the same model and parameters, whose older
- * stamp can never be asked for again). Each shard keeps its own LRU list and byte budget
+ * entity nodes; a node holds that entity's entries in a small inline array, oldest first,
+ * each with a tag (hash of model and parameters) beside it, so finding one reads the node's
+ * own cache lines and touches an entry only on a tag match (one per model and parameter set:
+ * a put replaces the entry of the same model and parameters, whose older stamp can never be
+ * asked for again; at most MEM_MAX_VARIANTS per model and MEM_NODE_SLOTS in all, the oldest
+ * going first). Each shard keeps its own LRU list and byte budget
  * (max_bytes / n_shards): a sharded LRU approximates a global one and keeps the locks
  * short. Bytes counted: the entry structs with their outputs, and the nodes with their ids.
  * Expired entries are dropped when met (lookup) or when the LRU reaches them. */
@@ -19,10 +22,10 @@
 typedef struct mem_node mem_node_t;
 
 #define MEM_MAX_VARIANTS 4
+#define MEM_NODE_SLOTS 8
 
 typedef struct mem_entry {
     struct mem_entry *lru_prev, *lru_next; /* shard LRU: head = most recently used */
-    struct mem_entry *next;                /* the node's list */
     mem_node_t *node;
     uint64_t h1, h2, stamp;
     int64_t expires_ms;
@@ -34,11 +37,18 @@ typedef struct mem_entry {
 
 struct mem_node {
     mem_node_t *next;      /* bucket chain */
-    mem_entry_t *entries;
     uint64_t hash;
     size_t bytes;
+    uint8_t n;                          /* slots used, oldest first */
+    uint8_t model[MEM_NODE_SLOTS];
+    uint64_t tag[MEM_NODE_SLOTS];       /* entry_tag() of each entry */
+    mem_entry_t *ent[MEM_NODE_SLOTS];
     char id[];
 };
+
+static uint64_t entry_tag(int model, uint64_t h1) {
+    return h1 ^ ((uint64_t)(model + 1) * 0x9E3779B97F4A7C15ULL);
+}
 
 typedef struct {
     pthread_mutex_t mu;    /* protects everything below but gen's reads */
@@ -103,7 +113,7 @@ static mem_node_t *node_get(mem_shard_t *s, const char *id, uint64_t h) {
     if (!n) return NULL;
     memcpy(n->id, id, len + 1);
     n->hash = h;
-    n->entries = NULL;
+    n->n = 0;
     n->bytes = sizeof *n + len + 1;
     n->next = s->buckets[h & (s->n_buckets - 1)];
     s->buckets[h & (s->n_buckets - 1)] = n;
@@ -113,7 +123,7 @@ static mem_node_t *node_get(mem_shard_t *s, const char *id, uint64_t h) {
 }
 
 static void node_drop_if_empty(mem_shard_t *s, mem_node_t *n) {
-    if (n->entries) return;
+    if (n->n) return;
     mem_node_t **pp = &s->buckets[n->hash & (s->n_buckets - 1)];
     while (*pp != n) pp = &(*pp)->next;
     *pp = n->next;
@@ -139,9 +149,15 @@ static void lru_push_head(mem_shard_t *s, mem_entry_t *e) {
  * was its last entry). */
 static void entry_remove(mem_shard_t *s, mem_entry_t *e) {
     mem_node_t *n = e->node;
-    mem_entry_t **pp = &n->entries;
-    while (*pp != e) pp = &(*pp)->next;
-    *pp = e->next;
+    int i = 0;
+    while (i < n->n && n->ent[i] != e) i++;
+    if (i < n->n) { /* keep the order: oldest first */
+        int rest = n->n - i - 1;
+        memmove(&n->ent[i], &n->ent[i + 1], (size_t)rest * sizeof n->ent[0]);
+        memmove(&n->tag[i], &n->tag[i + 1], (size_t)rest * sizeof n->tag[0]);
+        memmove(&n->model[i], &n->model[i + 1], (size_t)rest);
+        n->n--;
+    }
     lru_unlink(s, e);
     s->bytes -= (long)e->bytes;
     s->entries--;
@@ -150,8 +166,12 @@ static void entry_remove(mem_shard_t *s, mem_entry_t *e) {
 }
 
 static mem_entry_t *entry_find(mem_node_t *n, const cache_key_t *k) {
-    for (mem_entry_t *e = n->entries; e; e = e->next)
+    const uint64_t t = entry_tag(k->model, k->h1);
+    for (int i = 0; i < n->n; i++) {
+        if (n->tag[i] != t) continue;
+        mem_entry_t *e = n->ent[i];
         if (e->model == (uint8_t)k->model && e->h1 == k->h1 && e->h2 == k->h2) return e;
+    }
     return NULL;
 }
 
@@ -204,13 +224,12 @@ static void mem_put(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int6
     if (!n) goto out;
     /* one walk of the node's short list: the entry this replaces, and the oldest variant
      * of the same model once there are MEM_MAX_VARIANTS */
-    mem_entry_t *old = NULL, *victim = NULL;
+    mem_entry_t *old = entry_find(n, k), *victim = NULL;
     int same = 0;
-    for (mem_entry_t *x = n->entries; x; x = x->next) {
-        if (x->model != (uint8_t)k->model) continue;
-        if (x->h1 == k->h1 && x->h2 == k->h2) old = x;
-        else if (++same >= MEM_MAX_VARIANTS) victim = x; /* the last: the oldest */
-    }
+    for (int i = 0; i < n->n; i++) /* the oldest other variant of this model */
+        if (n->model[i] == (uint8_t)k->model && n->ent[i] != old && same++ == 0) victim = n->ent[i];
+    if (same < MEM_MAX_VARIANTS) victim = NULL;
+    if (!victim && !old && n->n == MEM_NODE_SLOTS) victim = n->ent[0]; /* full: the oldest */
     if (old && old->stamp > k->stamp) goto out; /* a newer result is already here */
     mem_entry_t *e = malloc(bytes);
     if (!e) {
@@ -227,19 +246,27 @@ static void mem_put(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int6
     e->n_out = (uint16_t)n_outputs;
     memcpy(e->out, out, (size_t)n_outputs * sizeof *out);
     e->node = n;
-    e->next = n->entries;
-    n->entries = e;
+    if (old) {
+        if (old->stamp < k->stamp) count(cnt->invalidations, k->model);
+        if (n->n == MEM_NODE_SLOTS) { entry_remove(s, old); old = NULL; } /* room for e; n keeps 7 */
+    }
+    if (victim && n->n == MEM_NODE_SLOTS) {
+        count(cnt->evictions, victim->model);
+        entry_remove(s, victim);
+        victim = NULL;
+    }
+    n->ent[n->n] = e; /* newest last */
+    n->tag[n->n] = entry_tag(k->model, k->h1);
+    n->model[n->n] = (uint8_t)k->model;
+    n->n++;
     lru_push_head(s, e);
     s->bytes += (long)bytes;
     s->entries++;
-    if (old) {
-        if (old->stamp < k->stamp) count(cnt->invalidations, k->model);
-        entry_remove(s, old); /* n still holds e: the node stays */
-    }
+    if (old) entry_remove(s, old); /* n still holds e: the node stays */
     /* At most MEM_MAX_VARIANTS entries per entity and model (one per parameter set): a
      * client sweeping parameters keeps the newest few, and lookups stay a short walk. */
     if (victim) {
-        count(cnt->evictions, k->model);
+        count(cnt->evictions, victim->model);
         entry_remove(s, victim);
     }
     while (s->bytes > mc->shard_max_bytes && s->lru_tail && s->lru_tail != e) {
@@ -265,17 +292,15 @@ static long mem_invalidate_entity(cache_backend_t *b, const char *entity_id, int
     atomic_fetch_add(&s->gen, 1);
     mem_node_t *n = node_find(s, entity_id, h);
     if (n) {
-        mem_entry_t *e = n->entries;
-        while (e) {
-            mem_entry_t *next = e->next;
-            int last = next == NULL;
-            if (model < 0 || e->model == (uint8_t)model) {
-                count(cnt->invalidations, e->model);
-                removed++;
-                entry_remove(s, e); /* may free n once it held the last entry */
-            }
+        /* newest first; the node is freed with its last entry, so stop there */
+        for (int i = n->n - 1; i >= 0; i--) {
+            mem_entry_t *e = n->ent[i];
+            if (model >= 0 && e->model != (uint8_t)model) continue;
+            int last = n->n == 1;
+            count(cnt->invalidations, e->model);
+            removed++;
+            entry_remove(s, e);
             if (last) break;
-            e = next;
         }
     }
     pthread_mutex_unlock(&s->mu);

@@ -38,6 +38,46 @@ static long one_entry_bytes(void) {
     return bytes;
 }
 
+/* Per entity: at most 4 parameter sets of one model (the oldest goes), 8 entries in all
+ * across models; replacing an entry of the same parameters never evicts another. */
+static void variants_per_entity_are_bounded(void) {
+    cache_backend_t *b = cache_mem_open(1L << 24, 1);
+    cache_counts_t cnt = {0};
+    double out[2] = {0, 0};
+    uint8_t code;
+    for (uint64_t p = 1; p <= 6; p++) { /* model 0, parameter sets 1..6 */
+        cache_key_t k = {.model = 0, .h1 = p, .h2 = p, .entity_id = "E", .stamp = 1};
+        out[0] = (double)p;
+        b->pMethods->xPut(b, &k, b->pMethods->xGeneration(b, "E"), 0, 3600, 0, out, 2, &cnt);
+    }
+    ASSERT_EQ_INT(cnt.evictions[0], 2);
+    for (uint64_t p = 1; p <= 6; p++) {
+        cache_key_t k = {.model = 0, .h1 = p, .h2 = p, .entity_id = "E", .stamp = 1};
+        int hit = b->pMethods->xGet(b, &k, 0, &code, out, 2, &cnt);
+        ASSERT_EQ_INT(hit, p > 2);
+        if (hit) ASSERT_NEAR(out[0], (double)p, 0);
+    }
+    /* a newer stamp of parameter set 6 replaces it in place: nothing else goes */
+    cache_key_t k6 = {.model = 0, .h1 = 6, .h2 = 6, .entity_id = "E", .stamp = 2};
+    b->pMethods->xPut(b, &k6, b->pMethods->xGeneration(b, "E"), 0, 3600, 0, out, 2, &cnt);
+    ASSERT_EQ_INT(cnt.evictions[0], 2);
+    /* other models fill the node up to 8 entries; the oldest entry overall goes then */
+    for (int m = 1; m <= 5; m++) {
+        cache_key_t k = {.model = m, .h1 = 1, .h2 = 1, .entity_id = "E", .stamp = 1};
+        b->pMethods->xPut(b, &k, b->pMethods->xGeneration(b, "E"), 0, 3600, 0, out, 2, &cnt);
+    }
+    long bytes = 0, entries = 0;
+    b->pMethods->xUsage(b, &bytes, &entries);
+    ASSERT_EQ_INT(entries, 8);
+    cache_key_t k3 = {.model = 0, .h1 = 3, .h2 = 3, .entity_id = "E", .stamp = 1};
+    ASSERT_TRUE(!b->pMethods->xGet(b, &k3, 0, &code, out, 2, &cnt)); /* the oldest, gone */
+    ASSERT_EQ_INT(b->pMethods->xInvalidateEntity(b, "E", -1, &cnt), 8);
+    b->pMethods->xUsage(b, &bytes, &entries);
+    ASSERT_EQ_INT(entries, 0);
+    ASSERT_EQ_INT(bytes, 0);
+    b->pMethods->xClose(b);
+}
+
 static void lru_evicts_the_least_recently_used_by_bytes(void) {
     long per = one_entry_bytes();
     ASSERT_TRUE(per > 0);
@@ -331,6 +371,7 @@ static void concurrent_use_keeps_the_budget(void) {
 int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(lru_evicts_the_least_recently_used_by_bytes),
+        TEST_CASE(variants_per_entity_are_bounded),
         TEST_CASE(a_newer_stamp_never_sees_the_older_result),
         TEST_CASE(ttl_expires_on_the_injected_clock),
         TEST_CASE(invalidation_by_entity_model_and_all),
