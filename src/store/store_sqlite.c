@@ -13,6 +13,7 @@
  * version is therefore never reused, not even by an entity deleted and created again, and
  * a cache keyed on (entity, version) cannot serve a stale entry. */
 #include "store/store.h"
+#include "store/store_sqlite_int.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,14 +38,6 @@
 #define JOB_COLS "id, model, status, priority, chunk_size, n_entities, n_chunks, chunks_done, " \
                  "chunks_dead, successful, failed, created_at, started_at, finished_at, updated_at, exec_ms"
 
-enum {
-    Q_CLOCK_SET, Q_ENT_SET_VERSION_K, Q_ENT_GET, Q_ENT_UPSERT, Q_ENT_EXISTS, Q_ENT_SET_VERSION, Q_ENT_SET_PROPS, Q_ENT_DELETE,
-    Q_REL_INSERT, Q_REL_MATCH, Q_REL_DEL_ROWID, Q_REL_NEIGHBOURS, Q_REL_DEL_ENTITY, Q_OBS_UPSERT,
-    Q_OBS_DEL_ENTITY, Q_JOB_INSERT, Q_JOB_BY_IDEM, Q_JOB_GET, Q_JOB_LIST, Q_JOB_WORK, Q_JOB_UNFINISHED,
-    Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_CHUNK_N, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
-    Q_CHUNK_LIST, Q_DL_ACTIVE, Q_DL_INSERT, Q_DL_LIST, Q_DL_GET, Q_DL_MARK_RETRIED, Q_DL_DEAD_LIST,
-    Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_OBS_GET, Q_COUNT
-};
 
 static const char *const SQL[Q_COUNT] = {
     [Q_CLOCK_SET] = "UPDATE meta SET value = ?1 WHERE key = 'version_clock'",
@@ -135,13 +128,8 @@ static const char SCHEMA[] =
 
 /* ---- connections ----------------------------------------------------------------------- */
 
-typedef struct conn {
-    sqlite3 *db;
-    sqlite3_stmt *q[Q_COUNT]; /* prepared on first use */
-    struct conn *next;        /* in the read pool */
-} conn_t;
 
-static sqlite3_stmt *stmt(conn_t *c, int i) {
+sqlite3_stmt *sq_stmt(conn_t *c, int i) {
     if (!c->q[i] && sqlite3_prepare_v3(c->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &c->q[i], NULL) != SQLITE_OK) {
         LOG_E("store: prepare failed", "sql=%d err=\"%s\"", i, sqlite3_errmsg(c->db));
         c->q[i] = NULL;
@@ -149,7 +137,7 @@ static sqlite3_stmt *stmt(conn_t *c, int i) {
     return c->q[i];
 }
 
-static void done_stmt(sqlite3_stmt *s) {
+void sq_done_stmt(sqlite3_stmt *s) {
     if (!s) return;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -251,8 +239,7 @@ struct store {
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+void sq_seterr(char *err, size_t errlen, const char *fmt, ...) {
     if (!err || !errlen) return;
     va_list ap;
     va_start(ap, fmt);
@@ -269,8 +256,8 @@ static void row_err(op_t *op, long line, size_t idx, const char *field, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (line > 0) seterr(op->err, op->errlen, "line %ld: %s %s", line, field, msg);
-    else seterr(op->err, op->errlen, "[%zu].%s: %s", idx, field, msg);
+    if (line > 0) sq_seterr(op->err, op->errlen, "line %ld: %s %s", line, field, msg);
+    else sq_seterr(op->err, op->errlen, "[%zu].%s: %s", idx, field, msg);
 }
 
 
@@ -283,7 +270,7 @@ static const char *id_problem(const char *s) {
     return NULL;
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *t) {
+void sq_bind_text(sqlite3_stmt *s, int i, const char *t) {
     if (t) sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
     else sqlite3_bind_null(s, i);
 }
@@ -400,11 +387,11 @@ static void op_effects_free(op_t *op) {
 
 /* Runs a statement that returns no rows. 0 ok, -1 error (op->err filled). */
 static int exec_step(store_t *st, op_t *op, sqlite3_stmt *s) {
-    if (!s) { seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+    if (!s) { sq_seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
     int rc = sqlite3_step(s);
-    done_stmt(s);
+    sq_done_stmt(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+        sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
         return -1;
     }
     return 0;
@@ -412,46 +399,46 @@ static int exec_step(store_t *st, op_t *op, sqlite3_stmt *s) {
 
 /* 1 exists, 0 not, -1 error */
 static int exists1(store_t *st, op_t *op, int q, const char *a, const char *b, int64_t i2) {
-    sqlite3_stmt *s = stmt(st->w, q);
-    if (!s) { seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
-    bind_text(s, 1, a);
-    if (b) bind_text(s, 2, b);
+    sqlite3_stmt *s = sq_stmt(st->w, q);
+    if (!s) { sq_seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+    sq_bind_text(s, 1, a);
+    if (b) sq_bind_text(s, 2, b);
     else sqlite3_bind_int64(s, 2, i2);
     int rc = sqlite3_step(s);
-    done_stmt(s);
+    sq_done_stmt(s);
     if (rc == SQLITE_ROW) return 1;
     if (rc == SQLITE_DONE) return 0;
-    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
     return -1;
 }
 
 /* 1 exists (its key in *k), 0 not, -1 error */
 static int entity_key(store_t *st, op_t *op, const char *id, int64_t *k) {
-    sqlite3_stmt *s = stmt(st->w, Q_ENT_EXISTS);
-    if (!s) { seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
-    bind_text(s, 1, id);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_ENT_EXISTS);
+    if (!s) { sq_seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+    sq_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW && k) *k = sqlite3_column_int64(s, 0);
-    done_stmt(s);
+    sq_done_stmt(s);
     if (rc == SQLITE_ROW) return 1;
     if (rc == SQLITE_DONE) return 0;
-    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
     return -1;
 }
 
 static int next_version(store_t *st, op_t *op) {
     op->version = ++st->clock;
-    sqlite3_stmt *s = stmt(st->w, Q_CLOCK_SET);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_CLOCK_SET);
     if (s) sqlite3_bind_int64(s, 1, (sqlite3_int64)op->version);
     return exec_step(st, op, s);
 }
 
 static int set_versions(store_t *st, op_t *op) {
     for (size_t i = 0; i < op->n_touched; i++) {
-        sqlite3_stmt *s = stmt(st->w, op->touched_k ? Q_ENT_SET_VERSION_K : Q_ENT_SET_VERSION);
+        sqlite3_stmt *s = sq_stmt(st->w, op->touched_k ? Q_ENT_SET_VERSION_K : Q_ENT_SET_VERSION);
         if (!s) return exec_step(st, op, s);
         if (op->touched_k) sqlite3_bind_int64(s, 1, op->touched_k[i]);
-        else bind_text(s, 1, op->touched[i]);
+        else sq_bind_text(s, 1, op->touched[i]);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)op->version);
         if (exec_step(st, op, s)) return -1;
     }
@@ -480,10 +467,10 @@ static int props_check(op_t *op, long line, size_t idx, const json_t *props) {
 /* The property object's JSON text in st->scratch (no per-row allocation). */
 static int props_text(store_t *st, op_t *op, const json_t *props) {
     size_t need = json_dumpb(props, st->scratch.data, st->scratch.cap, JSON_COMPACT);
-    if (need == 0) { seterr(op->err, op->errlen, "store: cannot encode properties"); return -1; }
+    if (need == 0) { sq_seterr(op->err, op->errlen, "store: cannot encode properties"); return -1; }
     if (need >= st->scratch.cap) {
         st->scratch.len = 0;
-        if (buf_reserve(&st->scratch, need + 1)) { seterr(op->err, op->errlen, "out of memory"); return -1; }
+        if (buf_reserve(&st->scratch, need + 1)) { sq_seterr(op->err, op->errlen, "out of memory"); return -1; }
         json_dumpb(props, st->scratch.data, st->scratch.cap, JSON_COMPACT);
     }
     st->scratch.len = need;
@@ -500,7 +487,7 @@ static int op_import_entities(store_t *st, op_t *op) {
         int hn = rows[i].props ? props_check(op, rows[i].line, i, rows[i].props) : 1;
         if (hn < 0) return -1;
         if (hn) {
-            if (!op->clean && !(op->clean = calloc(op->n, sizeof *op->clean))) { seterr(op->err, op->errlen, "out of memory"); return -1; }
+            if (!op->clean && !(op->clean = calloc(op->n, sizeof *op->clean))) { sq_seterr(op->err, op->errlen, "out of memory"); return -1; }
             json_t *c = json_object();
             const char *key;
             json_t *v;
@@ -510,12 +497,12 @@ static int op_import_entities(store_t *st, op_t *op) {
         }
     }
     if (next_version(st, op)) return -1;
-    sqlite3_stmt *s = stmt(st->w, Q_ENT_UPSERT);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_ENT_UPSERT);
     if (!s) return exec_step(st, op, s);
     for (size_t i = 0; i < op->n; i++) {
         const json_t *props = op->clean && op->clean[i] ? op->clean[i] : rows[i].props;
         if (props_text(st, op, props)) return -1;
-        bind_text(s, 1, rows[i].entity_id);
+        sq_bind_text(s, 1, rows[i].entity_id);
         sqlite3_bind_text(s, 2, st->scratch.data, (int)st->scratch.len, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, (sqlite3_int64)op->version);
         if (exec_step(st, op, s)) return -1;
@@ -529,7 +516,7 @@ static int check_end(store_t *st, op_t *op, strset_t *seen, const char *id, long
     if (!id) { row_err(op, line, i, field, "is missing"); return -1; }
     int64_t *val;
     int added = strset_add_v(seen, id, &val);
-    if (added < 0) { seterr(op->err, op->errlen, "out of memory"); return -1; }
+    if (added < 0) { sq_seterr(op->err, op->errlen, "out of memory"); return -1; }
     if (!added) { *k = *val; return 0; } /* seen and checked before */
     const char *p = id_problem(id);
     if (p) { row_err(op, line, i, field, "%s", p); return -1; }
@@ -560,7 +547,7 @@ static int op_import_relationships(store_t *st, op_t *op) {
     strset_t seen = {0};
     int rc = -1;
     rel_key_t *keys = malloc((op->n ? op->n : 1) * sizeof *keys);
-    if (!keys) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (!keys) { sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
     for (size_t i = 0; i < op->n; i++) {
         const rel_row_t *r = &rows[i];
         if (check_end(st, op, &seen, r->source, r->line, i, "source", &keys[i].ks) ||
@@ -575,23 +562,23 @@ static int op_import_relationships(store_t *st, op_t *op) {
         keys[i].row = i;
     }
     qsort(keys, op->n, sizeof *keys, rel_key_cmp);
-    sqlite3_stmt *s = stmt(st->w, Q_REL_INSERT);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_REL_INSERT);
     if (!s) { exec_step(st, op, s); goto out; }
     for (size_t i = 0; i < op->n; i++) {
         const rel_row_t *r = &rows[keys[i].row];
         sqlite3_bind_int64(s, 1, keys[i].ks);
         sqlite3_bind_int64(s, 2, keys[i].kt);
-        bind_text(s, 3, r->type ? r->type : "");
+        sq_bind_text(s, 3, r->type ? r->type : "");
         sqlite3_bind_double(s, 4, r->weight);
         /* every parameter is bound each row: reset only (no clear_bindings) */
         if (sqlite3_step(s) != SQLITE_DONE) {
-            seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+            sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
             sqlite3_reset(s);
             goto out;
         }
         sqlite3_reset(s);
     }
-    if (touched_from_set(op, &seen, 1)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (touched_from_set(op, &seen, 1)) { sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
     if (next_version(st, op) || set_versions(st, op)) goto out;
     rc = 0;
 out:
@@ -605,7 +592,7 @@ static int op_import_observations(store_t *st, op_t *op) {
     if (op->n == 0) return 0;
     strset_t seen = {0};
     int rc = -1;
-    sqlite3_stmt *s = stmt(st->w, Q_OBS_UPSERT);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_OBS_UPSERT);
     if (!s) { exec_step(st, op, s); goto out; }
     for (size_t i = 0; i < op->n; i++) {
         const obs_row_t *r = &rows[i];
@@ -615,13 +602,13 @@ static int op_import_observations(store_t *st, op_t *op) {
         if (strlen(series) > STORE_ID_MAX) { row_err(op, r->line, i, "series", "is longer than 256 bytes"); goto out; }
         if (!isfinite(r->ts)) { row_err(op, r->line, i, "timestamp", "must be a finite number"); goto out; }
         if (!isfinite(r->value)) { row_err(op, r->line, i, "value", "must be a finite number"); goto out; }
-        bind_text(s, 1, r->entity_id);
-        bind_text(s, 2, series);
+        sq_bind_text(s, 1, r->entity_id);
+        sq_bind_text(s, 2, series);
         sqlite3_bind_double(s, 3, r->ts);
         sqlite3_bind_double(s, 4, r->value);
         if (exec_step(st, op, s)) goto out;
     }
-    if (touched_from_set(op, &seen, 1)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+    if (touched_from_set(op, &seen, 1)) { sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
     if (next_version(st, op) || set_versions(st, op)) goto out;
     rc = 0;
 out:
@@ -630,16 +617,16 @@ out:
 }
 
 static int op_patch(store_t *st, op_t *op) {
-    sqlite3_stmt *s = stmt(st->w, Q_ENT_GET);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_ENT_GET);
     if (!s) return exec_step(st, op, s);
-    bind_text(s, 1, op->id);
+    sq_bind_text(s, 1, op->id);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) { done_stmt(s); return 1; }
-    if (rc != SQLITE_ROW) { done_stmt(s); seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
+    if (rc == SQLITE_DONE) { sq_done_stmt(s); return 1; }
+    if (rc != SQLITE_ROW) { sq_done_stmt(s); sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
     json_error_t je;
     json_t *cur = json_loadb((const char *)sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0), 0, &je);
-    done_stmt(s);
-    if (!json_is_object(cur)) { json_decref(cur); seterr(op->err, op->errlen, "store: stored properties unreadable"); return -1; }
+    sq_done_stmt(s);
+    if (!json_is_object(cur)) { json_decref(cur); sq_seterr(op->err, op->errlen, "store: stored properties unreadable"); return -1; }
     op->merged = cur;
     if (props_check(op, 0, 0, op->props) < 0) {
         /* "[0].properties.x: ..." reads badly for one entity: say it plainly */
@@ -653,9 +640,9 @@ static int op_patch(store_t *st, op_t *op) {
         else json_object_set(cur, key, v);
     }
     if (next_version(st, op) || props_text(st, op, cur)) return -1;
-    s = stmt(st->w, Q_ENT_SET_PROPS);
+    s = sq_stmt(st->w, Q_ENT_SET_PROPS);
     if (!s) return exec_step(st, op, s);
-    bind_text(s, 1, op->id);
+    sq_bind_text(s, 1, op->id);
     sqlite3_bind_text(s, 2, st->scratch.data, (int)st->scratch.len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)op->version);
     return exec_step(st, op, s);
@@ -665,7 +652,7 @@ static int op_delete(store_t *st, op_t *op) {
     int64_t key;
     int ex = entity_key(st, op, op->id, &key);
     if (ex <= 0) return ex < 0 ? -1 : 1;
-    sqlite3_stmt *s = stmt(st->w, Q_REL_NEIGHBOURS);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_REL_NEIGHBOURS);
     if (!s) return exec_step(st, op, s);
     op->touched_owned = 1;
     size_t cap = 0;
@@ -675,22 +662,22 @@ static int op_delete(store_t *st, op_t *op) {
         if (op->n_touched == cap) {
             cap = cap ? cap * 2 : 16;
             const char **t = realloc(op->touched, cap * sizeof *t);
-            if (!t) { done_stmt(s); seterr(op->err, op->errlen, "out of memory"); return -1; }
+            if (!t) { sq_done_stmt(s); sq_seterr(op->err, op->errlen, "out of memory"); return -1; }
             op->touched = t;
         }
         char *nb = strdup((const char *)sqlite3_column_text(s, 0));
-        if (!nb) { done_stmt(s); seterr(op->err, op->errlen, "out of memory"); return -1; }
+        if (!nb) { sq_done_stmt(s); sq_seterr(op->err, op->errlen, "out of memory"); return -1; }
         op->touched[op->n_touched++] = nb;
     }
-    done_stmt(s);
-    if (rc != SQLITE_DONE) { seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
-    s = stmt(st->w, Q_REL_DEL_ENTITY);
+    sq_done_stmt(s);
+    if (rc != SQLITE_DONE) { sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
+    s = sq_stmt(st->w, Q_REL_DEL_ENTITY);
     if (s) sqlite3_bind_int64(s, 1, key);
     if (exec_step(st, op, s)) return -1;
     static const int dels[] = {Q_OBS_DEL_ENTITY, Q_ENT_DELETE};
     for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
-        s = stmt(st->w, dels[i]);
-        if (s) bind_text(s, 1, op->id);
+        s = sq_stmt(st->w, dels[i]);
+        if (s) sq_bind_text(s, 1, op->id);
         if (exec_step(st, op, s)) return -1;
     }
     if (next_version(st, op) || set_versions(st, op)) return -1;
@@ -712,11 +699,11 @@ static int op_rel_delete(store_t *st, op_t *op) {
         int ex1 = entity_key(st, op, r->source, &ks), ex2 = ex1 > 0 ? entity_key(st, op, r->target, &kt) : 0;
         if (ex1 < 0 || ex2 < 0) goto out;
         if (!ex1 || !ex2) continue; /* an unknown end matches nothing */
-        sqlite3_stmt *s = stmt(st->w, Q_REL_MATCH);
+        sqlite3_stmt *s = sq_stmt(st->w, Q_REL_MATCH);
         if (!s) { exec_step(st, op, s); goto out; }
         sqlite3_bind_int64(s, 1, ks);
         sqlite3_bind_int64(s, 2, kt);
-        bind_text(s, 3, op->match_type ? (r->type ? r->type : "") : NULL);
+        sq_bind_text(s, 3, op->match_type ? (r->type ? r->type : "") : NULL);
         size_t first = op->n_removed;
         int64_t *rowids = NULL;
         int sr;
@@ -727,19 +714,19 @@ static int op_rel_delete(store_t *st, op_t *op) {
                 int64_t *ri = realloc(rowids, cap * sizeof *ri);
                 if (m) op->removed = m;
                 if (ri) rowids = ri;
-                if (!m || !ri) { done_stmt(s); free(rowids); seterr(op->err, op->errlen, "out of memory"); goto out; }
+                if (!m || !ri) { sq_done_stmt(s); free(rowids); sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
             }
             rowids[op->n_removed - first] = sqlite3_column_int64(s, 0);
             removed_rel_t *m = &op->removed[op->n_removed++];
             m->a = strdup((const char *)sqlite3_column_text(s, 1));
             m->b = strdup((const char *)sqlite3_column_text(s, 2));
             m->w = sqlite3_column_double(s, 3);
-            if (!m->a || !m->b) { done_stmt(s); free(rowids); seterr(op->err, op->errlen, "out of memory"); goto out; }
+            if (!m->a || !m->b) { sq_done_stmt(s); free(rowids); sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
         }
-        done_stmt(s);
-        if (sr != SQLITE_DONE) { free(rowids); seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); goto out; }
+        sq_done_stmt(s);
+        if (sr != SQLITE_DONE) { free(rowids); sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); goto out; }
         for (size_t k = first; k < op->n_removed; k++) {
-            s = stmt(st->w, Q_REL_DEL_ROWID);
+            s = sq_stmt(st->w, Q_REL_DEL_ROWID);
             if (s) sqlite3_bind_int64(s, 1, rowids[k - first]);
             if (exec_step(st, op, s)) { free(rowids); goto out; }
         }
@@ -747,12 +734,12 @@ static int op_rel_delete(store_t *st, op_t *op) {
     }
     for (size_t k = 0; k < op->n_removed; k++)
         if (strset_add(&seen, op->removed[k].a) < 0 || strset_add(&seen, op->removed[k].b) < 0) {
-            seterr(op->err, op->errlen, "out of memory");
+            sq_seterr(op->err, op->errlen, "out of memory");
             goto out;
         }
     /* touched points into op->removed, which lives as long as the op's effects */
     if (op->n_removed) {
-        if (touched_from_set(op, &seen, 0)) { seterr(op->err, op->errlen, "out of memory"); goto out; }
+        if (touched_from_set(op, &seen, 0)) { sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
         if (next_version(st, op) || set_versions(st, op)) goto out;
     }
     op->len = op->n_removed; /* the count outlives the effects */
@@ -766,20 +753,20 @@ static int op_job_insert(store_t *st, op_t *op) {
     const store_new_job_t *nj = op->nj;
     const store_job_t *j = &nj->job;
     if (nj->idem_key) {
-        sqlite3_stmt *s = stmt(st->w, Q_JOB_BY_IDEM);
+        sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_BY_IDEM);
         if (!s) return exec_step(st, op, s);
-        bind_text(s, 1, nj->idem_key);
+        sq_bind_text(s, 1, nj->idem_key);
         if (sqlite3_step(s) == SQLITE_ROW) {
             if (op->existing_id) snprintf(op->existing_id, 32, "%s", (const char *)sqlite3_column_text(s, 0));
-            done_stmt(s);
+            sq_done_stmt(s);
             return 1;
         }
-        done_stmt(s);
+        sq_done_stmt(s);
     }
-    sqlite3_stmt *s = stmt(st->w, Q_JOB_INSERT);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_INSERT);
     if (!s) return exec_step(st, op, s);
-    bind_text(s, 1, j->id);
-    bind_text(s, 2, j->model);
+    sq_bind_text(s, 1, j->id);
+    sq_bind_text(s, 2, j->model);
     sqlite3_bind_int(s, 3, (int)j->status);
     sqlite3_bind_int(s, 4, j->priority);
     sqlite3_bind_int(s, 5, j->chunk_size);
@@ -794,15 +781,15 @@ static int op_job_insert(store_t *st, op_t *op) {
     sqlite3_bind_int64(s, 14, j->finished_at);
     sqlite3_bind_int64(s, 15, j->updated_at ? j->updated_at : j->created_at);
     sqlite3_bind_double(s, 16, j->exec_ms);
-    bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
+    sq_bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
     sqlite3_bind_blob64(s, 18, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
-    bind_text(s, 19, nj->idem_key);
+    sq_bind_text(s, 19, nj->idem_key);
     if (exec_step(st, op, s)) return -1;
     for (size_t i = 0; i < nj->n_settled; i++) { /* results served from the cache */
         const store_chunk_blob_t *cb = &nj->settled[i];
-        s = stmt(st->w, Q_CHUNK_INSERT);
+        s = sq_stmt(st->w, Q_CHUNK_INSERT);
         if (s) {
-            bind_text(s, 1, j->id);
+            sq_bind_text(s, 1, j->id);
             sqlite3_bind_int64(s, 2, cb->chunk);
             sqlite3_bind_blob64(s, 3, cb->blob ? cb->blob : (const void *)"", cb->len, SQLITE_STATIC);
             sqlite3_bind_int64(s, 4, j->created_at);
@@ -814,18 +801,18 @@ static int op_job_insert(store_t *st, op_t *op) {
 
 /* Job status and chunk count. 0 ok, 1 not found, -1 error. */
 static int job_state(store_t *st, op_t *op, const char *id, int *status, long *n_chunks) {
-    sqlite3_stmt *s = stmt(st->w, Q_JOB_GET);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_GET);
     if (!s) return exec_step(st, op, s);
-    bind_text(s, 1, id);
+    sq_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *status = sqlite3_column_int(s, 2);
         *n_chunks = (long)sqlite3_column_int64(s, 6);
     }
-    done_stmt(s);
+    sq_done_stmt(s);
     if (rc == SQLITE_ROW) return 0;
     if (rc == SQLITE_DONE) return 1;
-    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
     return -1;
 }
 
@@ -835,18 +822,18 @@ static int chunk_open(store_t *st, op_t *op) {
     int status = 0;
     long n_chunks = 0;
     int rc = job_state(st, op, op->job_id, &status, &n_chunks);
-    if (rc == 1) { seterr(op->err, op->errlen, "job %s not found", op->job_id); return -1; }
+    if (rc == 1) { sq_seterr(op->err, op->errlen, "job %s not found", op->job_id); return -1; }
     if (rc) return -1;
     if (status == JOB_CANCELLED || status == JOB_COMPLETED || status == JOB_FAILED) return 1;
-    if ((long)op->chunk >= n_chunks) { seterr(op->err, op->errlen, "chunk %u out of range", op->chunk); return -1; }
+    if ((long)op->chunk >= n_chunks) { sq_seterr(op->err, op->errlen, "chunk %u out of range", op->chunk); return -1; }
     if ((rc = exists1(st, op, Q_CHUNK_EXISTS, op->job_id, NULL, op->chunk))) return rc;
     return exists1(st, op, Q_DL_ACTIVE, op->job_id, NULL, op->chunk);
 }
 
 static int settle(store_t *st, op_t *op, long successful, long failed, double exec_ms, int done, int dead) {
-    sqlite3_stmt *s = stmt(st->w, Q_JOB_SETTLE);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_SETTLE);
     if (s) {
-        bind_text(s, 1, op->job_id);
+        sq_bind_text(s, 1, op->job_id);
         sqlite3_bind_int64(s, 2, successful);
         sqlite3_bind_int64(s, 3, failed);
         sqlite3_bind_double(s, 4, exec_ms);
@@ -860,9 +847,9 @@ static int settle(store_t *st, op_t *op, long successful, long failed, double ex
 static int op_chunk_commit(store_t *st, op_t *op) {
     int rc = chunk_open(st, op);
     if (rc) return rc;
-    sqlite3_stmt *s = stmt(st->w, Q_CHUNK_INSERT);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_CHUNK_INSERT);
     if (s) {
-        bind_text(s, 1, op->job_id);
+        sq_bind_text(s, 1, op->job_id);
         sqlite3_bind_int64(s, 2, op->chunk);
         sqlite3_bind_blob64(s, 3, op->blob ? op->blob : (void *)"", op->len, SQLITE_STATIC);
         sqlite3_bind_int64(s, 4, now_ms());
@@ -874,27 +861,27 @@ static int op_chunk_commit(store_t *st, op_t *op) {
 static int op_deadletter(store_t *st, op_t *op) {
     int rc = chunk_open(st, op);
     if (rc) return rc;
-    sqlite3_stmt *s = stmt(st->w, Q_DL_INSERT);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_DL_INSERT);
     if (s) {
-        bind_text(s, 1, op->job_id);
+        sq_bind_text(s, 1, op->job_id);
         sqlite3_bind_int64(s, 2, op->chunk);
-        bind_text(s, 3, op->reason ? op->reason : "");
+        sq_bind_text(s, 3, op->reason ? op->reason : "");
         sqlite3_bind_int(s, 4, op->attempts);
         sqlite3_bind_int64(s, 5, now_ms());
     }
     if (exec_step(st, op, s)) return -1;
     long n = 0;
-    s = stmt(st->w, Q_CHUNK_N);
+    s = sq_stmt(st->w, Q_CHUNK_N);
     if (s) {
-        bind_text(s, 1, op->job_id);
+        sq_bind_text(s, 1, op->job_id);
         sqlite3_bind_int64(s, 2, op->chunk);
         if (sqlite3_step(s) == SQLITE_ROW) n = (long)sqlite3_column_int64(s, 0);
-        done_stmt(s);
+        sq_done_stmt(s);
     }
     return settle(st, op, 0, n, 0, 0, 1);
 }
 
-static void read_job(sqlite3_stmt *s, store_job_t *j) {
+void sq_read_job(sqlite3_stmt *s, store_job_t *j) {
     memset(j, 0, sizeof *j);
     snprintf(j->id, sizeof j->id, "%s", (const char *)sqlite3_column_text(s, 0));
     snprintf(j->model, sizeof j->model, "%s", (const char *)sqlite3_column_text(s, 1));
@@ -916,15 +903,15 @@ static void read_job(sqlite3_stmt *s, store_job_t *j) {
 
 /* Reads a job on the writer's connection (inside the open transaction). */
 static int w_job_get(store_t *st, op_t *op, const char *id, store_job_t *out) {
-    sqlite3_stmt *s = stmt(st->w, Q_JOB_GET);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_GET);
     if (!s) return exec_step(st, op, s);
-    bind_text(s, 1, id);
+    sq_bind_text(s, 1, id);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) read_job(s, out);
-    done_stmt(s);
+    if (rc == SQLITE_ROW) sq_read_job(s, out);
+    sq_done_stmt(s);
     if (rc == SQLITE_ROW) return 0;
     if (rc == SQLITE_DONE) return 1;
-    seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+    sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
     return -1;
 }
 
@@ -936,9 +923,9 @@ static int op_cancel(store_t *st, op_t *op) {
         if (op->job_out) *op->job_out = j;
         return 2;
     }
-    sqlite3_stmt *s = stmt(st->w, Q_JOB_CANCEL);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_CANCEL);
     if (s) {
-        bind_text(s, 1, op->id);
+        sq_bind_text(s, 1, op->id);
         sqlite3_bind_int64(s, 2, now_ms());
     }
     if (exec_step(st, op, s)) return -1;
@@ -947,27 +934,27 @@ static int op_cancel(store_t *st, op_t *op) {
 }
 
 static int op_dl_retry(store_t *st, op_t *op) {
-    sqlite3_stmt *s = stmt(st->w, Q_DL_GET);
+    sqlite3_stmt *s = sq_stmt(st->w, Q_DL_GET);
     if (!s) return exec_step(st, op, s);
     sqlite3_bind_int64(s, 1, op->dl_id);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        done_stmt(s);
+        sq_done_stmt(s);
         if (rc == SQLITE_DONE) return 1;
-        seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+        sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
         return -1;
     }
     snprintf(op->job_id, sizeof op->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
     op->chunk = (uint32_t)sqlite3_column_int64(s, 1);
     int retried = sqlite3_column_int(s, 2), status = sqlite3_column_int(s, 3);
-    done_stmt(s);
+    sq_done_stmt(s);
     if (retried || status == JOB_CANCELLED) return 1;
-    s = stmt(st->w, Q_DL_MARK_RETRIED);
+    s = sq_stmt(st->w, Q_DL_MARK_RETRIED);
     if (s) sqlite3_bind_int64(s, 1, op->dl_id);
     if (exec_step(st, op, s)) return -1;
-    s = stmt(st->w, Q_JOB_REOPEN);
+    s = sq_stmt(st->w, Q_JOB_REOPEN);
     if (s) {
-        bind_text(s, 1, op->job_id);
+        sq_bind_text(s, 1, op->job_id);
         sqlite3_bind_int64(s, 2, now_ms());
         sqlite3_bind_int64(s, 3, op->chunk);
     }
@@ -987,9 +974,9 @@ static int op_run(store_t *st, op_t *op) {
     case OP_REL_DELETE: return op_rel_delete(st, op);
     case OP_JOB_INSERT: return op_job_insert(st, op);
     case OP_JOB_STARTED: {
-        sqlite3_stmt *s = stmt(st->w, Q_JOB_STARTED);
+        sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_STARTED);
         if (s) {
-            bind_text(s, 1, op->job_id);
+            sq_bind_text(s, 1, op->job_id);
             sqlite3_bind_int64(s, 2, op->at_ms);
         }
         return exec_step(st, op, s);
@@ -1057,9 +1044,9 @@ static void run_group(store_t *st, op_t *ops) {
     int began = w_exec(st, "BEGIN IMMEDIATE") == 0;
     for (op_t *op = ops; op; op = op->next) {
         if (!op->sync || !op->err) { op->err = errtmp; op->errlen = sizeof errtmp; errtmp[0] = 0; }
-        if (!began) { seterr(op->err, op->errlen, "store: cannot begin a transaction: %s", sqlite3_errmsg(st->w->db)); op->rc = -1; continue; }
+        if (!began) { sq_seterr(op->err, op->errlen, "store: cannot begin a transaction: %s", sqlite3_errmsg(st->w->db)); op->rc = -1; continue; }
         uint64_t clock = st->clock;
-        if (w_exec(st, "SAVEPOINT op")) { op->rc = -1; seterr(op->err, op->errlen, "store: savepoint failed"); continue; }
+        if (w_exec(st, "SAVEPOINT op")) { op->rc = -1; sq_seterr(op->err, op->errlen, "store: savepoint failed"); continue; }
         op->rc = op_run(st, op);
         if (op->rc < 0) {
             w_exec(st, "ROLLBACK TO op");
@@ -1072,7 +1059,7 @@ static void run_group(store_t *st, op_t *ops) {
     if (began && w_exec(st, "COMMIT")) {
         const char *why = sqlite3_errmsg(st->w->db);
         for (op_t *op = ops; op; op = op->next) {
-            if (op->rc >= 0) { op->rc = -1; seterr(op->err, op->errlen, "store: commit failed: %s", why); }
+            if (op->rc >= 0) { op->rc = -1; sq_seterr(op->err, op->errlen, "store: commit failed: %s", why); }
             op_effects_free(op);
         }
         w_exec(st, "ROLLBACK");
@@ -1200,10 +1187,10 @@ static int mkdir_p(const char *dir) {
 
 static conn_t *conn_open(const char *path, int create, char *err, size_t errlen) {
     conn_t *c = calloc(1, sizeof *c);
-    if (!c) { seterr(err, errlen, "out of memory"); return NULL; }
+    if (!c) { sq_seterr(err, errlen, "out of memory"); return NULL; }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-        seterr(err, errlen, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        sq_seterr(err, errlen, "cannot open %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "out of memory");
         conn_close(c);
         return NULL;
     }
@@ -1211,7 +1198,7 @@ static conn_t *conn_open(const char *path, int create, char *err, size_t errlen)
     return c;
 }
 
-static conn_t *rconn_get(store_t *st) {
+conn_t *sq_rconn_get(store_t *st) {
     pthread_mutex_lock(&st->pool_mu);
     conn_t *c = st->pool;
     if (c) st->pool = c->next;
@@ -1223,7 +1210,7 @@ static conn_t *rconn_get(store_t *st) {
     return c;
 }
 
-static void rconn_put(store_t *st, conn_t *c) {
+void sq_rconn_put(store_t *st, conn_t *c) {
     if (!c) return;
     pthread_mutex_lock(&st->pool_mu);
     c->next = st->pool;
@@ -1234,7 +1221,7 @@ static void rconn_put(store_t *st, conn_t *c) {
 int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t errlen) {
     *out = NULL;
     store_t *st = calloc(1, sizeof *st);
-    if (!st) { seterr(err, errlen, "out of memory"); return -1; }
+    if (!st) { sq_seterr(err, errlen, "out of memory"); return -1; }
     st->cfg = *cfg;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
@@ -1243,14 +1230,14 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     pthread_mutex_init(&st->ckpt_mu, NULL);
     pthread_cond_init(&st->ckpt_cv, NULL);
     const char *dir = cfg->data_dir[0] ? cfg->data_dir : ".";
-    if (mkdir_p(dir)) { seterr(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno)); goto fail; }
+    if (mkdir_p(dir)) { sq_seterr(err, errlen, "cannot create data dir %s: %s", dir, strerror(errno)); goto fail; }
     snprintf(st->path, sizeof st->path, "%s/predictd.db", dir);
     const char *sync = cfg->store_synchronous[0] ? cfg->store_synchronous : "full";
     const char *sync_sql;
     if (!strcasecmp(sync, "full")) sync_sql = "PRAGMA synchronous=FULL";
     else if (!strcasecmp(sync, "normal")) sync_sql = "PRAGMA synchronous=NORMAL";
     else if (!strcasecmp(sync, "off")) sync_sql = "PRAGMA synchronous=OFF";
-    else { seterr(err, errlen, "store.synchronous: '%s' is not full|normal|off", sync); goto fail; }
+    else { sq_seterr(err, errlen, "store.synchronous: '%s' is not full|normal|off", sync); goto fail; }
     if (!(st->w = conn_open(st->path, 1, err, errlen))) goto fail;
     sqlite3 *db = st->w->db;
     char *msg = NULL;
@@ -1258,9 +1245,9 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     int uv = 0;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
         uv = sqlite3_column_int(s, 0);
-    else { sqlite3_finalize(s); seterr(err, errlen, "%s: %s", st->path, sqlite3_errmsg(db)); goto fail; }
+    else { sqlite3_finalize(s); sq_seterr(err, errlen, "%s: %s", st->path, sqlite3_errmsg(db)); goto fail; }
     sqlite3_finalize(s);
-    if (uv > SCHEMA_VERSION) { seterr(err, errlen, "%s has schema version %d; this predictd knows up to %d", st->path, uv, SCHEMA_VERSION); goto fail; }
+    if (uv > SCHEMA_VERSION) { sq_seterr(err, errlen, "%s has schema version %d; this predictd knows up to %d", st->path, uv, SCHEMA_VERSION); goto fail; }
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;", sync_sql);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
@@ -1271,16 +1258,16 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
         goto fail_msg;
     }
     st->clock = load_clock(db);
-    if (buf_reserve(&st->scratch, 4096)) { seterr(err, errlen, "out of memory"); goto fail; }
+    if (buf_reserve(&st->scratch, 4096)) { sq_seterr(err, errlen, "out of memory"); goto fail; }
     sqlite3_wal_hook(db, wal_hook, st);
     if (pthread_create(&st->ckpt, NULL, ckpt_main, st) == 0) st->ckpt_started = 1;
     else sqlite3_wal_autocheckpoint(db, 1000); /* no thread: let commits checkpoint */
-    if (pthread_create(&st->writer, NULL, writer_main, st)) { seterr(err, errlen, "cannot start the writer thread"); goto fail; }
+    if (pthread_create(&st->writer, NULL, writer_main, st)) { sq_seterr(err, errlen, "cannot start the writer thread"); goto fail; }
     st->writer_started = 1;
     *out = st;
     return 0;
 fail_msg:
-    seterr(err, errlen, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(db));
+    sq_seterr(err, errlen, "%s: %s", st->path, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
 fail:
     store_close(st);
@@ -1438,281 +1425,9 @@ int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chun
     return rc;
 }
 
-/* ---- reads ----------------------------------------------------------------------------- */
-
-#define READ_BEGIN(q)                              \
-    conn_t *c = rconn_get(st);                     \
-    if (!c) return -1;                             \
-    sqlite3_stmt *s = stmt(c, q);                  \
-    if (!s) { rconn_put(st, c); return -1; }
-
-#define READ_END() do { done_stmt(s); rconn_put(st, c); } while (0)
-
-int store_entity_get(store_t *st, const char *id, char **props_json, uint64_t *version) {
-    READ_BEGIN(Q_ENT_GET);
-    bind_text(s, 1, id);
-    int rc = sqlite3_step(s), ret;
-    if (rc == SQLITE_ROW) {
-        ret = 0;
-        if (props_json && !(*props_json = strdup((const char *)sqlite3_column_text(s, 0)))) ret = -1;
-        if (version) *version = (uint64_t)sqlite3_column_int64(s, 1);
-    } else {
-        ret = rc == SQLITE_DONE ? 1 : -1;
-    }
-    READ_END();
-    return ret;
-}
-
-/* Entities first, remembering key -> id, then relationships by key (no join). */
-int store_load_graph(store_t *st, graph_t *g, char *err, size_t errlen) {
-    READ_BEGIN(Q_ENT_ALL);
-    int rc, ret = 0;
-    char **by_key = NULL;
-    size_t cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(s, 0);
-        json_error_t je;
-        json_t *props = json_loadb((const char *)sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1), 0, &je);
-        graph_upsert_entity(g, id, props, (uint64_t)sqlite3_column_int64(s, 2));
-        json_decref(props);
-        sqlite3_int64 k = sqlite3_column_int64(s, 3);
-        if (k < 0) continue;
-        if ((size_t)k >= cap) {
-            size_t nc = cap ? cap : 1024;
-            while (nc <= (size_t)k) nc *= 2;
-            char **p = realloc(by_key, nc * sizeof *p);
-            if (!p) { ret = -1; seterr(err, errlen, "out of memory"); break; }
-            memset(p + cap, 0, (nc - cap) * sizeof *p);
-            by_key = p;
-            cap = nc;
-        }
-        if (!(by_key[k] = strdup(id))) { ret = -1; seterr(err, errlen, "out of memory"); break; }
-    }
-    if (!ret && rc != SQLITE_DONE) { seterr(err, errlen, "store: loading entities: %s", sqlite3_errmsg(c->db)); ret = -1; }
-    done_stmt(s);
-    if (!ret && (s = stmt(c, Q_REL_ALL))) {
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            sqlite3_int64 a = sqlite3_column_int64(s, 0), b = sqlite3_column_int64(s, 1);
-            if (a >= 0 && b >= 0 && (size_t)a < cap && (size_t)b < cap && by_key[a] && by_key[b])
-                graph_add_relationship(g, by_key[a], by_key[b], sqlite3_column_double(s, 2), 1);
-        }
-        if (rc != SQLITE_DONE) { seterr(err, errlen, "store: loading relationships: %s", sqlite3_errmsg(c->db)); ret = -1; }
-    } else if (!ret) {
-        seterr(err, errlen, "store: statement unavailable");
-        ret = -1;
-    }
-    for (size_t i = 0; i < cap; i++) free(by_key[i]);
-    free(by_key);
-    READ_END();
-    return ret;
-}
-
-static const char *const STATUS_NAMES[] = {"QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"};
-
-const char *job_status_name(job_status_t s) {
-    return (unsigned)s < 5 ? STATUS_NAMES[s] : "UNKNOWN";
-}
-
-int job_status_parse(const char *name, job_status_t *out) {
-    for (int i = 0; name && i < 5; i++)
-        if (!strcasecmp(name, STATUS_NAMES[i])) { *out = (job_status_t)i; return 0; }
-    return -1;
-}
-
-int store_job_get(store_t *st, const char *id, store_job_t *out) {
-    READ_BEGIN(Q_JOB_GET);
-    bind_text(s, 1, id);
-    int rc = sqlite3_step(s), ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-    if (rc == SQLITE_ROW) read_job(s, out);
-    READ_END();
-    return ret;
-}
-
-int store_jobs_list(store_t *st, int status, const char *model, const char *cursor, int limit,
-                    store_job_t **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    if (limit <= 0) limit = 100;
-    READ_BEGIN(Q_JOB_LIST);
-    store_job_t *jobs = malloc((size_t)limit * sizeof *jobs);
-    if (!jobs) { READ_END(); return -1; }
-    sqlite3_bind_int(s, 1, status);
-    bind_text(s, 2, model && model[0] ? model : NULL);
-    bind_text(s, 3, cursor && cursor[0] ? cursor : NULL);
-    sqlite3_bind_int(s, 4, limit);
-    int rc;
-    size_t k = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < (size_t)limit) read_job(s, &jobs[k++]);
-    READ_END();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) { free(jobs); return -1; }
-    *out = jobs;
-    *n = k;
-    return 0;
-}
-
-int store_job_load_work(store_t *st, const char *id, char **params_json, char **ids, size_t *ids_len) {
-    *params_json = NULL;
-    *ids = NULL;
-    *ids_len = 0;
-    READ_BEGIN(Q_JOB_WORK);
-    bind_text(s, 1, id);
-    int rc = sqlite3_step(s), ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
-    if (rc == SQLITE_ROW) {
-        size_t len = (size_t)sqlite3_column_bytes(s, 1);
-        const void *b = sqlite3_column_blob(s, 1);
-        *params_json = strdup((const char *)sqlite3_column_text(s, 0));
-        *ids = malloc(len + 1);
-        if (!*params_json || !*ids) {
-            free(*params_json);
-            free(*ids);
-            *params_json = *ids = NULL;
-            ret = -1;
-        } else {
-            if (len) memcpy(*ids, b, len);
-            (*ids)[len] = 0;
-            *ids_len = len;
-        }
-    }
-    READ_END();
-    return ret;
-}
-
-int store_job_settled_chunks(store_t *st, const char *id, uint8_t *settled, long n_chunks) {
-    memset(settled, 0, (size_t)(n_chunks > 0 ? n_chunks : 0));
-    READ_BEGIN(Q_CHUNK_LIST);
-    int rc, ret = 0;
-    bind_text(s, 1, id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        sqlite3_int64 ch = sqlite3_column_int64(s, 0);
-        if (ch >= 0 && ch < n_chunks) settled[ch] = 1;
-    }
-    if (rc != SQLITE_DONE) ret = -1;
-    done_stmt(s);
-    s = stmt(c, Q_DL_DEAD_LIST);
-    if (!s) { rconn_put(st, c); return -1; }
-    bind_text(s, 1, id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        sqlite3_int64 ch = sqlite3_column_int64(s, 0);
-        if (ch >= 0 && ch < n_chunks && !settled[ch]) settled[ch] = 2;
-    }
-    if (rc != SQLITE_DONE) ret = -1;
-    READ_END();
-    return ret;
-}
-
-int store_jobs_unfinished(store_t *st, char (**ids)[32], size_t *n) {
-    *ids = NULL;
-    *n = 0;
-    READ_BEGIN(Q_JOB_UNFINISHED);
-    size_t cap = 0, k = 0;
-    char (*arr)[32] = NULL;
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 64;
-            char (*a)[32] = realloc(arr, cap * sizeof *a);
-            if (!a) { ret = -1; break; }
-            arr = a;
-        }
-        snprintf(arr[k++], 32, "%s", (const char *)sqlite3_column_text(s, 0));
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) ret = -1;
-    READ_END();
-    if (ret) { free(arr); return -1; }
-    *ids = arr;
-    *n = k;
-    return 0;
-}
-
-int store_results_scan(store_t *st, const char *job_id, uint32_t from, uint32_t to,
-                       void (*fn)(void *arg, uint32_t chunk, const void *blob, size_t len), void *arg) {
-    READ_BEGIN(Q_RESULTS_SCAN);
-    bind_text(s, 1, job_id);
-    sqlite3_bind_int64(s, 2, from);
-    sqlite3_bind_int64(s, 3, to);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        fn(arg, (uint32_t)sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
-    READ_END();
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-int store_deadletters_list(store_t *st, long after_id, int limit, store_deadletter_t **out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    if (limit <= 0) limit = 100;
-    READ_BEGIN(Q_DL_LIST);
-    store_deadletter_t *d = calloc((size_t)limit, sizeof *d);
-    if (!d) { READ_END(); return -1; }
-    sqlite3_bind_int64(s, 1, after_id);
-    sqlite3_bind_int(s, 2, limit);
-    int rc;
-    size_t k = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && k < (size_t)limit) {
-        store_deadletter_t *x = &d[k++];
-        x->id = (long)sqlite3_column_int64(s, 0);
-        snprintf(x->job_id, sizeof x->job_id, "%s", (const char *)sqlite3_column_text(s, 1));
-        x->chunk = (uint32_t)sqlite3_column_int64(s, 2);
-        x->attempts = sqlite3_column_int(s, 3);
-        x->created_at = sqlite3_column_int64(s, 4);
-        snprintf(x->reason, sizeof x->reason, "%s", (const char *)sqlite3_column_text(s, 5));
-    }
-    READ_END();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) { free(d); return -1; }
-    *out = d;
-    *n = k;
-    return 0;
-}
-
-int store_observations_get(store_t *st, const char *id, const char *series, double from_ts, double to_ts,
-                           double **ts, double **values, size_t *n) {
-    *ts = *values = NULL;
-    *n = 0;
-    READ_BEGIN(Q_OBS_GET);
-    bind_text(s, 1, id);
-    bind_text(s, 2, series && series[0] ? series : "value");
-    sqlite3_bind_double(s, 3, from_ts);
-    sqlite3_bind_double(s, 4, to_ts);
-    size_t cap = 0, k = 0;
-    double *t = NULL, *v = NULL;
-    int rc, ret = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 256;
-            double *t2 = realloc(t, cap * sizeof *t2);
-            if (t2) t = t2;
-            double *v2 = realloc(v, cap * sizeof *v2);
-            if (v2) v = v2;
-            if (!t2 || !v2) { ret = -1; break; }
-        }
-        t[k] = sqlite3_column_double(s, 0);
-        v[k] = sqlite3_column_double(s, 1);
-        k++;
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) ret = -1;
-    READ_END();
-    if (ret) { free(t); free(v); return -1; }
-    *ts = t;
-    *values = v;
-    *n = k;
-    return 0;
-}
-
 void store_write_stats(store_t *st, uint64_t *groups, uint64_t *ops) {
     pthread_mutex_lock(&st->mu);
     if (groups) *groups = st->groups;
     if (ops) *ops = st->ops;
     pthread_mutex_unlock(&st->mu);
-}
-
-int store_job_counts(store_t *st, long counts[5]) {
-    for (int i = 0; i < 5; i++) counts[i] = 0;
-    READ_BEGIN(Q_JOB_COUNTS);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int k = sqlite3_column_int(s, 0);
-        if (k >= 0 && k < 5) counts[k] = (long)sqlite3_column_int64(s, 1);
-    }
-    READ_END();
-    return rc == SQLITE_DONE ? 0 : -1;
 }
