@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -36,6 +37,12 @@ typedef struct {
     const char *content_type; /* NULL: application/json */
     char allow[64];           /* Allow header for 405, "" for none */
     int retry_after_s;        /* Retry-After header when > 0 */
+    /* A streamed body (Server-Sent Events, api_events.c): when stream_read is set the body
+     * is produced by stream_read(stream_cls, pos, buf, max) (libmicrohttpd's content reader
+     * contract) until it ends; stream_free(stream_cls) runs once the response is done. */
+    ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
+    void (*stream_free)(void *cls);
+    void *stream_cls;
 } api_resp_t;
 
 typedef void (*api_handler_fn)(api_req_t *rq, api_resp_t *rs);
@@ -85,5 +92,14 @@ void api_job_cancel(api_req_t *rq, api_resp_t *rs);
 void api_deadletters_list(api_req_t *rq, api_resp_t *rs);
 void api_deadletter_retry(api_req_t *rq, api_resp_t *rs);
 void api_cache_invalidate(api_req_t *rq, api_resp_t *rs); /* api_cache.c */
+/* api_kserve.c: KServe v2 + repository extension; {*} routes get the rest of the path */
+void api_kserve_server_meta(api_req_t *rq, api_resp_t *rs);
+void api_kserve_live(api_req_t *rq, api_resp_t *rs);
+void api_kserve_ready(api_req_t *rq, api_resp_t *rs);
+void api_kserve_index(api_req_t *rq, api_resp_t *rs);
+void api_kserve_repo_action(api_req_t *rq, api_resp_t *rs);
+void api_kserve_model_get(api_req_t *rq, api_resp_t *rs);
+void api_kserve_model_post(api_req_t *rq, api_resp_t *rs);
+void api_events_get(api_req_t *rq, api_resp_t *rs);       /* api_events.c */
 
 #endif

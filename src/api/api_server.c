@@ -4,6 +4,7 @@
  * files; this file owns the connection life cycle and the operational routes. */
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,13 @@ struct api {
     int port;
     int quiesced;
     MHD_socket quiesced_fd; /* the listen socket after api_quiesce; closed after the stop */
+    /* Bytes of request bodies held by all requests in flight: past API_BODY_BUDGET_FACTOR x
+     * max_body_bytes a request is answered 503 + Retry-After instead of buffered, so memory
+     * stays bounded however many clients upload at once. */
+    _Atomic long body_bytes;
 };
+
+#define API_BODY_BUDGET_FACTOR 4
 
 typedef struct {
     const char *tmpl;
@@ -63,6 +70,15 @@ static const route_t ROUTES[] = {
     {"/api/v1/deadletters", "GET", api_deadletters_list, 0},
     {"/api/v1/deadletters/{id}/retry", "POST", api_deadletter_retry, 1},
     {"/api/v1/cache/invalidate", "POST", api_cache_invalidate, 1},
+    {"/v2", "GET", api_kserve_server_meta, 0},
+    {"/v2/health/live", "GET", api_kserve_live, 0},
+    {"/v2/health/ready", "GET", api_kserve_ready, 0},
+    {"/v2/repository/index", "GET", api_kserve_index, 0},
+    {"/v2/repository/index", "POST", api_kserve_index, 0},
+    {"/v2/repository/models/{*}", "POST", api_kserve_repo_action, 1},
+    {"/v2/models/{*}", "GET", api_kserve_model_get, 0},
+    {"/v2/models/{*}", "POST", api_kserve_model_post, 0},
+    {"/api/v1/events", "GET", api_events_get, 0},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -78,12 +94,19 @@ typedef struct {
     unsigned long long announced_len; /* Content-Length when over the limit */
     size_t discarded;
     int responded;
+    long held;             /* bytes of body counted in api_t.body_bytes */
 } req_ctx_t;
+
+static void body_release(api_t *a, req_ctx_t *c) {
+    if (c->held) atomic_fetch_sub(&a->body_bytes, c->held);
+    c->held = 0;
+}
 
 /* ---- routing ---------------------------------------------------------------------------- */
 
 /* Does the raw path match the template? On a match with a {..} segment, *param_raw/len
- * point into path at that segment (still %-encoded). */
+ * point into path at that segment (still %-encoded). A template ending in {*} takes the
+ * rest of the path, slashes included, as its parameter. */
 static int tmpl_match(const char *tmpl, const char *path, size_t path_len, const char **param_raw,
                       size_t *param_len) {
     const char *t = tmpl, *p = path, *pend = path + path_len;
@@ -92,7 +115,7 @@ static int tmpl_match(const char *tmpl, const char *path, size_t path_len, const
     for (;;) {
         if (*t == '{') {
             const char *tc = strchr(t, '}');
-            const char *seg_end = memchr(p, '/', (size_t)(pend - p));
+            const char *seg_end = strcmp(t, "{*}") == 0 ? NULL : memchr(p, '/', (size_t)(pend - p));
             if (!seg_end) seg_end = pend;
             if (seg_end == p) return 0; /* empty segment */
             *param_raw = p;
@@ -171,7 +194,12 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, predictd_t *app, r
         api_error(rs, 500, "out_of_memory", NULL, "the response did not fit in memory");
     }
     struct MHD_Response *r;
-    if (rs->body.len) {
+    if (rs->stream_read) { /* the stream owns stream_cls from here, freed by stream_free */
+        buf_free(&rs->body);
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, rs->stream_read,
+                                              rs->stream_cls, rs->stream_free);
+        if (!r) rs->stream_free(rs->stream_cls);
+    } else if (rs->body.len) {
         size_t len = rs->body.len;
         r = MHD_create_response_from_buffer(len, buf_steal(&rs->body), MHD_RESPMEM_MUST_FREE);
     } else {
@@ -306,9 +334,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             refuse(c, 413, "body_too_large", "the request body is larger than the %ld bytes accepted",
                    a->app->cfg.max_body_bytes);
             c->discarded = c->body.len + n;
+            body_release(a, c);
             buf_free(&c->body);
             return MHD_YES;
         }
+        long budget = a->app->cfg.max_body_bytes * API_BODY_BUDGET_FACTOR;
+        if (atomic_fetch_add(&a->body_bytes, (long)n) + (long)n > budget) {
+            atomic_fetch_sub(&a->body_bytes, (long)n);
+            refuse(c, 503, "server_busy", "too many request bodies are being received at once; retry shortly");
+            c->discarded = c->body.len + n;
+            body_release(a, c);
+            buf_free(&c->body);
+            return MHD_YES;
+        }
+        c->held += (long)n;
         buf_append(&c->body, upload_data, n);
         return MHD_YES;
     }
@@ -329,17 +368,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     };
     api_resp_t rs = {.status = 200};
     c->route->fn(&rq, &rs);
+    body_release(a, c);
     buf_free(&c->body);
     return send_resp(conn, a->app, c, method, &rs);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
     (void)conn;
     (void)toe;
     req_ctx_t *c = *con_cls;
     if (!c) return;
+    body_release((api_t *)cls, c); /* a client gone mid-upload */
     buf_free(&c->body);
     buf_free(&c->refusal.body);
     free(c->param);

@@ -15,12 +15,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "bus/bus.h"
 #include "cache/cache.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "core/app.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "serving/serving.h"
 
 static void serve_usage(FILE *out) {
     fprintf(out,
@@ -37,6 +39,8 @@ static void serve_usage(FILE *out) {
             "  -l, --listen HOST:PORT  address to bind (server.listen, default 127.0.0.1:8080;\n"
             "                          port 0 picks a free port, logged as port=N)\n"
             "  -d, --data-dir DIR      where the database lives (server.data_dir, default ./data)\n"
+            "  -m, --models DIR        ONNX model repository served over KServe v2 at /v2\n"
+            "                          (models.dir; DIR/{name}/{version}/model.onnx)\n"
             "  -w, --workers N         worker threads, 0 = one per core (jobs.workers)\n"
             "  -L, --log-level LEVEL   debug, info, warn or error (log.level)\n"
             "  -c, --config FILE       YAML configuration (default ./predictd.yaml if present)\n"
@@ -68,6 +72,7 @@ int cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
         {"listen", required_argument, 0, 'l'},
         {"data-dir", required_argument, 0, 'd'},
+        {"models", required_argument, 0, 'm'},
         {"workers", required_argument, 0, 'w'},
         {"log-level", required_argument, 0, 'L'},
         {"config", required_argument, 0, 'c'},
@@ -75,11 +80,13 @@ int cmd_serve(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     const char *path = NULL, *listen = NULL, *data_dir = NULL, *workers = NULL, *level = NULL;
+    const char *models = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "l:d:w:L:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:d:m:w:L:c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'l': listen = optarg; break;
         case 'd': data_dir = optarg; break;
+        case 'm': models = optarg; break;
         case 'w': workers = optarg; break;
         case 'L': level = optarg; break;
         case 'c': path = optarg; break;
@@ -99,6 +106,7 @@ int cmd_serve(int argc, char **argv) {
     if (cli_load_config(&app.cfg, path)) return 1;
     if ((listen && cli_set(&app.cfg, "server.listen", listen)) ||
         (data_dir && cli_set(&app.cfg, "server.data_dir", data_dir)) ||
+        (models && cli_set(&app.cfg, "models.dir", models)) ||
         (workers && cli_set(&app.cfg, "jobs.workers", workers)) ||
         (level && cli_set(&app.cfg, "log.level", level)))
         return 2;
@@ -161,6 +169,15 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     jobs_attach_cache(app.jobs, app.cache);
+    if (bus_open(&app.bus, "inproc", app.metrics, err, sizeof err)) {
+        LOG_E("cannot create the event bus", "reason=\"%s\"", err);
+        goto done;
+    }
+    jobs_attach_bus(app.jobs, app.bus);
+    if (serving_open(&app.serving, app.cfg.models_dir, app.metrics, err, sizeof err)) {
+        LOG_E("cannot open the model repository", "dir=%s reason=\"%s\"", app.cfg.models_dir, err);
+        goto done;
+    }
     if (api_start(&api, &app, err, sizeof err)) {
         LOG_E("cannot start the HTTP API", "listen=%s reason=\"%s\"", app.cfg.listen, err);
         goto done;
@@ -186,6 +203,7 @@ int cmd_serve(int argc, char **argv) {
     app.ready = 0;
     api_quiesce(api);
     int released = jobs_stop(app.jobs, app.cfg.shutdown_deadline_ms);
+    bus_close(app.bus); /* event streams end (their readers wake) before the HTTP server stops */
     api_free(api);
     api = NULL;
     jobs_free(app.jobs);
@@ -197,11 +215,14 @@ int cmd_serve(int argc, char **argv) {
     LOG_I("stopped", "released_chunks=%d shutdown_ms=%.0f", released, (mono_s() - ts) * 1000.0);
     rc = 0;
 done:
+    bus_close(app.bus);
     api_free(api);
     jobs_free(app.jobs);
+    bus_free(app.bus); /* after the jobs: they publish on it */
     store_close(app.store);
     cache_free(app.cache);
     graph_free(app.graph);
+    serving_free(app.serving); /* after the API: no request holds a model */
     metrics_free(app.metrics);
     close(lock_fd);
     return rc;

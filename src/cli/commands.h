@@ -13,5 +13,6 @@ int cmd_submit(int argc, char **argv);   /* cli/cmd_client.c */
 int cmd_status(int argc, char **argv);   /* cli/cmd_client.c */
 int cmd_results(int argc, char **argv);  /* cli/cmd_client.c */
 int cmd_jobs(int argc, char **argv);     /* cli/cmd_client.c */
+int cmd_model(int argc, char **argv);    /* cli/cmd_model.c: model check|bench FILE.onnx */
 
 #endif

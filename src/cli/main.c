@@ -21,6 +21,7 @@ static void usage(FILE *out) {
             "  serve                 run the HTTP API, job queue and workers\n"
             "  import KIND FILE.csv  load entities|relationships|observations (server or data dir)\n"
             "  config show [--docs]  print the effective configuration (or its reference)\n"
+            "  model check|bench F   what the ONNX engine makes of a model file; time it\n"
             "\n"
             "client (talk to a running server, --url or $PREDICTD_URL, default %s):\n"
             "  submit                submit a batch prediction job (--wait shows progress)\n"
@@ -139,7 +140,7 @@ typedef struct {
 static const command_t COMMANDS[] = {
     {"serve", cmd_serve},   {"import", cmd_import}, {"submit", cmd_submit},
     {"status", cmd_status}, {"results", cmd_results}, {"jobs", cmd_jobs},
-    {"config", cmd_config},
+    {"config", cmd_config}, {"model", cmd_model},
 };
 
 int main(int argc, char **argv) {

@@ -45,6 +45,7 @@ static const key_def_t KEYS[] = {
     {"cache", "ttl_cascade_s", I(cache_ttl_cascade_s), "1800", 1, 31536000, "seconds a cached cascade result may be served"},
     {"cache", "ttl_ews_s", I(cache_ttl_ews_s), "900", 1, 31536000, "seconds a cached ews result may be served"},
     {"cache", "ttl_bifurcation_s", I(cache_ttl_bifurcation_s), "300", 1, 31536000, "seconds a cached bifurcation result may be served"},
+    {"models", "dir", S(models_dir), "", 0, 0, "ONNX model repository (DIR/{name}/{version}/model.onnx + optional config.yaml) served at /v2; empty: no models"},
     {"log", "level", S(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"faults", "chunk_failures", I(fault_chunk_failures), "0", 0, 1000000, "testing: the first N chunk attempts fail (exercises retry and dead letters)"},
 };

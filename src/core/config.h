@@ -32,6 +32,8 @@ typedef struct predictd_config {
     int cache_ttl_cascade_s;
     int cache_ttl_ews_s;
     int cache_ttl_bifurcation_s;
+    /* models */
+    char models_dir[512];      /* ONNX model repository served over KServe v2; "" = none */
     /* log */
     char log_level[16];        /* debug | info | warn | error */
     /* faults (testing the failure paths) */

@@ -325,6 +325,29 @@ typedef struct {
     jobs_cache_run_t *cache_run; /* owned: results to cache once committed (NULL: none) */
 } commit_ctx_t;
 
+/* job.completed / job.failed once the job's last chunk settled: the store decides that in
+ * the settling transaction, so it is read back here (a primary-key read on a reader
+ * connection, after the commit). Two chunks settled in one group commit both see the job
+ * finished: the runtime record's flag keeps it to one event (their items hold the record). */
+static void announce_if_finished(jobs_t *j, uint64_t token) {
+    pthread_mutex_lock(&j->mu);
+    struct bus *b = j->bus;
+    chunk_item_t *it = b ? lease_find(j, token) : NULL;
+    char id[32] = "";
+    if (it && !it->rt->announced) snprintf(id, sizeof id, "%s", it->rt->id);
+    pthread_mutex_unlock(&j->mu);
+    if (!id[0]) return;
+    store_job_t job;
+    if (store_job_get(j->st, id, &job) != 0 || (job.status != JOB_COMPLETED && job.status != JOB_FAILED))
+        return;
+    pthread_mutex_lock(&j->mu);
+    it = lease_find(j, token);
+    int first = it && !it->rt->announced;
+    if (first) it->rt->announced = 1;
+    pthread_mutex_unlock(&j->mu);
+    if (first) jobs_publish_finished(j, &job);
+}
+
 static void on_settled(void *arg, int rc) {
     commit_ctx_t *c = arg;
     jobs_t *j = c->j;
@@ -344,6 +367,7 @@ static void on_settled(void *arg, int rc) {
     }
     if (c->cache_run && rc == 0) jobs_cache_commit(j, c->cache_run);
     jobs_cache_run_free(c->cache_run);
+    if (rc == 0) announce_if_finished(j, c->token);
     pthread_mutex_lock(&j->mu);
     chunk_item_t *it = lease_find(j, c->token);
     if (it) {
@@ -369,11 +393,12 @@ static void on_settled(void *arg, int rc) {
 
 /* Runs ids[0..n) through the model in steps, renewing the lease between steps. 0 ok,
  * -1 model failure (err filled), -2 lease lost or stopping (drop the result). */
-static int run_chunk(jobs_t *j, const model_t *md, const job_work_t *w, const char *const *ids,
-                     uint32_t n, uint64_t token, uint8_t *codes, double *out, char *err,
-                     size_t errlen) {
+static int run_chunk(jobs_t *j, const model_t *md, const char *job_id, const job_work_t *w,
+                     const char *const *ids, uint32_t n, uint64_t token, uint8_t *codes, double *out,
+                     char *err, size_t errlen) {
     model_env_t env = j->env;
     env.job_state = w->state;
+    env.job_id = job_id;
     for (uint32_t off = 0; off < n; off += RUN_STEP) {
         uint32_t k = n - off < RUN_STEP ? n - off : RUN_STEP;
         if (md->xRunChunk(&env, w->params, ids + off, k, codes + off,
@@ -505,10 +530,10 @@ static void *worker_main(void *arg) {
                 /* entities served from the cache are filled in; the model computes the rest */
                 cache_run = jobs_cache_begin(j, md, rt->work, rt->work->ids + from, n, codes, vals);
                 if (!cache_run)
-                    rc = run_chunk(j, md, rt->work, rt->work->ids + from, n, token, codes,
+                    rc = run_chunk(j, md, rt->id, rt->work, rt->work->ids + from, n, token, codes,
                                    vals, err, sizeof err);
                 else if (cache_run->n_miss)
-                    rc = run_chunk(j, md, rt->work, cache_run->miss_ids, cache_run->n_miss, token,
+                    rc = run_chunk(j, md, rt->id, rt->work, cache_run->miss_ids, cache_run->n_miss, token,
                                    cache_run->miss_codes, cache_run->miss_vals, err, sizeof err);
                 if (rc == 0 && cache_run) {
                     jobs_cache_end(j, cache_run, codes, vals);
@@ -1064,6 +1089,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
 
     if (rc == 0) {
         *job = nj.job;
+        if (n_chunks == 0) jobs_publish_finished(j, job); /* served whole from the cache */
         char lab[64];
         model_labels(md, lab, sizeof lab);
         metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);

@@ -89,6 +89,11 @@ void jobs_stats(jobs_t *j, jobs_stats_t *out);
 struct cache;
 void jobs_attach_cache(jobs_t *j, struct cache *c);
 
+/* Publishes events from now on (NULL: none): ews.alert when an EWS alert fires, job.completed
+ * or job.failed when a job's last chunk settles. Call before serving; b must outlive j. */
+struct bus;
+void jobs_attach_bus(jobs_t *j, struct bus *b);
+
 /* Stops taking chunks; waits up to deadline_ms for the chunks in hand to commit, then stops
  * the workers (work not committed stays pending in the store and is redone at the next
  * start). Returns the number of chunks released unfinished. */

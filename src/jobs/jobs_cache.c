@@ -30,8 +30,10 @@ static cache_t *cache_of(jobs_t *j) {
     return c;
 }
 
-void jobs_cache_on_alert(void *arg, const char *entity_id) {
-    cache_invalidate_entity(cache_of(arg), entity_id);
+void jobs_cache_on_alert(void *arg, const model_alert_t *a) {
+    jobs_t *j = arg;
+    cache_invalidate_entity(cache_of(j), a->entity_id);
+    jobs_publish_alert(j, a);
 }
 
 void jobs_attach_cache(jobs_t *j, struct cache *c) {

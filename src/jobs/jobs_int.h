@@ -35,6 +35,7 @@ typedef struct job_rt {
     int loading;            /* a worker is loading work (others wait on work_cv) */
     job_work_t *work;       /* NULL until loaded */
     long refs;              /* chunk items alive + executions in flight */
+    int announced;          /* job.completed/job.failed published (jobs.c) */
     struct job_rt *prev, *next;
 } job_rt_t;
 
@@ -57,6 +58,7 @@ struct jobs {
     metrics_t *m;
     model_env_t env;
     cache_t *cache;         /* NULL: no result cache; set once under mu (jobs_attach_cache) */
+    struct bus *bus;        /* NULL: no events; set once under mu (jobs_attach_bus) */
 
     pthread_mutex_t mu;     /* protects everything below */
     pthread_cond_t work_cv; /* workers: new chunk, delay due, stop, work loaded */
@@ -129,6 +131,10 @@ void jobs_cache_commit(jobs_t *j, jobs_cache_run_t *r);
 void jobs_cache_run_free(jobs_cache_run_t *r);
 /* model_env_t.on_alert (arg: the jobs_t): an EWS alert drops the entity's cached results.
  * Whatever else an alert does (the ews.alert event) chains from here. */
-void jobs_cache_on_alert(void *arg, const char *entity_id);
+void jobs_cache_on_alert(void *arg, const model_alert_t *alert);
+/* jobs_events.c: ews.alert {entity_id, job_id, variance_tau, ar1_tau, at}. */
+void jobs_publish_alert(jobs_t *j, const model_alert_t *alert);
+/* Publishes job.completed or job.failed {job_id, model, status, successful, failed, at}. */
+void jobs_publish_finished(jobs_t *j, const store_job_t *job);
 
 #endif

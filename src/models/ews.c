@@ -368,7 +368,11 @@ static int ews_entity(const model_env_t *env, const char *id, const double *t, c
     v[11] = r.alert;
     v[12] = o->metrics;
     v[13] = r.dt_h;
-    if (r.alert && env->on_alert) env->on_alert(env->alert_arg, id);
+    if (r.alert && env->on_alert) {
+        model_alert_t a = {.job_id = env->job_id, .entity_id = id, .variance_tau = r.var_tau,
+                           .ar1_tau = r.ar1_tau};
+        env->on_alert(env->alert_arg, &a);
+    }
     return code;
 }
 

@@ -25,14 +25,22 @@ enum {
     MODEL_ERR_NOT_SIMULATED = 5,   /* created after the job's simulation ran */
 };
 
+/* An EWS threshold breach (both taus >= alert_tau), as on_alert reports it. */
+typedef struct {
+    const char *job_id;    /* the job that computed it, NULL outside a job */
+    const char *entity_id;
+    double variance_tau, ar1_tau;
+} model_alert_t;
+
 /* What a model needs to compute: the shared state of the server. */
 typedef struct {
     graph_t *graph;
     struct store *store;   /* observations (ews, bifurcation); may be NULL in tests */
     /* Called by ews for each entity whose alert fired (both taus >= alert_tau), from a
      * worker thread, possibly many at once: must be thread-safe and quick. NULL: none. */
-    void (*on_alert)(void *arg, const char *entity_id);
+    void (*on_alert)(void *arg, const model_alert_t *alert);
     void *alert_arg;
+    const char *job_id;    /* the job whose chunk runs (set per chunk); NULL in tests */
     /* The job's state from xPrepare (NULL for models without one). Set per chunk by the
      * job engine; a model reads it only. */
     const void *job_state;

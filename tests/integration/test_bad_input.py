@@ -1,6 +1,7 @@
 """A catalogue of bad inputs. Each gets a 4xx with {error:{code, message, field}} naming the
 field where there is one, changes nothing (entity versions and the job list stay the same),
 and the server stays healthy."""
+import time
 import json
 import os
 import re
@@ -274,6 +275,45 @@ def test_body_over_limit_is_413():
         check_error(r, (413,), None, "CSV body over the limit")
         eq(snapshot(c), before, "state after the refused bodies")
         c.submit(["A"])  # a small body still works
+        s.check_clean_exit()
+
+
+@suite.test
+def test_many_uploads_at_once_get_503_not_unbounded_memory():
+    """Bodies held by all requests in flight are bounded (4 x max_body_bytes): one more
+    upload past that is answered 503 with Retry-After; the others go through."""
+    import http.client
+    import json as _json
+    with Server(env={"PREDICTD_SERVER_MAX_BODY_BYTES": "2048"}) as s:
+        c = s.client()
+        seed(c)
+        before = snapshot(c)
+        body = _json.dumps([{"entity_id": "B%04d" % i, "properties": {"spin": 1}} for i in range(40)])
+        body = body + " " * (2000 - len(body))  # 2000 bytes of valid JSON
+        conns = []
+        for _ in range(5):  # 4 x 1990 bytes held fit in 8192; the fifth does not
+            h = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+            h.putrequest("POST", "/api/v1/entities")
+            h.putheader("Content-Type", "application/json")
+            h.putheader("Content-Length", str(len(body)))
+            h.endheaders()
+            h.send(body[:1990].encode())
+            conns.append(h)
+            time.sleep(0.2)  # the server has read it before the next one starts
+        answers = []
+        for h in conns:
+            h.send(body[1990:].encode())
+            r = h.getresponse()
+            answers.append((r.status, r.getheader("Retry-After"), _json.loads(r.read() or b"{}")))
+            h.close()
+        eq([a[0] for a in answers[:4]], [200, 200, 200, 200], "the uploads within the budget")
+        eq(answers[4][0], 503, "the upload past the budget")
+        ok(answers[4][1] is not None and int(answers[4][1]) > 0, "Retry-After on the 503", answers[4])
+        eq(answers[4][2]["error"]["code"], "server_busy", "error code")
+        eq(c.get("/api/v1/entities/B0001").status, 200, "the accepted uploads were applied")
+        eq(snapshot(c), before, "nothing else changed")
+        r = c.post("/api/v1/entities", [{"entity_id": "AFTER", "properties": {"spin": 1}}])
+        eq(r.status, 200, "the budget is given back once the bodies are done")
         s.check_clean_exit()
 
 

@@ -262,8 +262,9 @@ typedef struct {
     int n;
 } alerts_t;
 
-static void on_alert(void *arg, const char *id) {
+static void on_alert(void *arg, const model_alert_t *al) {
     alerts_t *a = arg;
+    const char *id = al->entity_id;
     pthread_mutex_lock(&a->mu);
     if (a->n < 8) snprintf(a->ids[a->n++], 32, "%s", id);
     pthread_mutex_unlock(&a->mu);
