@@ -21,6 +21,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 # Fragments per part (mk/*.mk) may add generated objects (LIB_EXTRA_OBJS, built before the
 # library's own objects), include paths (CFLAGS += ...) and libraries (LIBS += ...).
 LIB_EXTRA_OBJS :=
+.DEFAULT_GOAL := all
 -include $(sort $(wildcard mk/*.mk))
 LIB_OBJS := $(LIB_EXTRA_OBJS) $(LIB_OBJS)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
