@@ -30,7 +30,7 @@
 #include "core/log.h"
 #include "core/util.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2 /* 2: a job's ids in job_ids, so settling a chunk never rewrites them */
 #define STORE_ID_MAX 256
 
 /* ---- statements ------------------------------------------------------------------------ */
@@ -61,13 +61,14 @@ static const char *const SQL[Q_COUNT] = {
     [Q_OBS_UPSERT] = "INSERT INTO observations(entity_id, series, ts, value) VALUES (?1, ?2, ?3, ?4) "
                      "ON CONFLICT(entity_id, series, ts) DO UPDATE SET value = excluded.value",
     [Q_OBS_DEL_ENTITY] = "DELETE FROM observations WHERE entity_id = ?1",
-    [Q_JOB_INSERT] = "INSERT INTO jobs(" JOB_COLS ", params, ids, idem_key) VALUES "
-                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    [Q_JOB_INSERT] = "INSERT INTO jobs(" JOB_COLS ", params, idem_key) VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    [Q_JOB_IDS_INSERT] = "INSERT INTO job_ids(job_id, ids) VALUES (?1, ?2)",
     [Q_JOB_BY_IDEM] = "SELECT id FROM jobs WHERE idem_key = ?1",
     [Q_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
     [Q_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs WHERE (?1 < 0 OR status = ?1) AND (?2 IS NULL OR model = ?2) "
                    "AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4",
-    [Q_JOB_WORK] = "SELECT params, ids FROM jobs WHERE id = ?1",
+    [Q_JOB_WORK] = "SELECT j.params, w.ids FROM jobs j JOIN job_ids w ON w.job_id = j.id WHERE j.id = ?1",
     [Q_JOB_UNFINISHED] = "SELECT id FROM jobs WHERE status IN (0, 1) ORDER BY id",
     [Q_JOB_COUNTS] = "SELECT status, count(*) FROM jobs GROUP BY status",
     [Q_JOB_STARTED] = "UPDATE jobs SET status = 1, started_at = CASE WHEN started_at = 0 THEN ?2 ELSE started_at END, "
@@ -116,7 +117,9 @@ static const char SCHEMA[] =
     " priority INTEGER NOT NULL, chunk_size INTEGER NOT NULL, n_entities INTEGER NOT NULL, n_chunks INTEGER NOT NULL,"
     " chunks_done INTEGER NOT NULL, chunks_dead INTEGER NOT NULL, successful INTEGER NOT NULL, failed INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
-    " exec_ms REAL NOT NULL, params TEXT NOT NULL, ids BLOB NOT NULL, idem_key TEXT);"
+    " exec_ms REAL NOT NULL, params TEXT NOT NULL, idem_key TEXT);"
+    /* the ids (up to millions, megabytes) apart from the row every chunk settle rewrites */
+    "CREATE TABLE IF NOT EXISTS job_ids(job_id TEXT PRIMARY KEY, ids BLOB NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem_key ON jobs(idem_key) WHERE idem_key IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);"
     "CREATE TABLE IF NOT EXISTS chunk_results(job_id TEXT NOT NULL, chunk INTEGER NOT NULL, blob BLOB NOT NULL,"
@@ -782,8 +785,13 @@ static int op_job_insert(store_t *st, op_t *op) {
     sqlite3_bind_int64(s, 15, j->updated_at ? j->updated_at : j->created_at);
     sqlite3_bind_double(s, 16, j->exec_ms);
     sq_bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
-    sqlite3_bind_blob64(s, 18, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
-    sq_bind_text(s, 19, nj->idem_key);
+    sq_bind_text(s, 18, nj->idem_key);
+    if (exec_step(st, op, s)) return -1;
+    s = sq_stmt(st->w, Q_JOB_IDS_INSERT);
+    if (s) {
+        sq_bind_text(s, 1, j->id);
+        sqlite3_bind_blob64(s, 2, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
+    }
     if (exec_step(st, op, s)) return -1;
     for (size_t i = 0; i < nj->n_settled; i++) { /* results served from the cache */
         const store_chunk_blob_t *cb = &nj->settled[i];
@@ -1252,8 +1260,14 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;", sync_sql);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
-    if (sqlite3_exec(db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA user_version=1; COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+    /* version 1 kept the ids in the jobs row: move them to job_ids */
+    static const char MIGRATE_1_2[] =
+        "CREATE TABLE job_ids(job_id TEXT PRIMARY KEY, ids BLOB NOT NULL);"
+        "INSERT INTO job_ids(job_id, ids) SELECT id, ids FROM jobs;"
+        "ALTER TABLE jobs DROP COLUMN ids;";
+    if ((uv == 1 && sqlite3_exec(db, MIGRATE_1_2, NULL, NULL, &msg) != SQLITE_OK) ||
+        sqlite3_exec(db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA user_version=2; COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         goto fail_msg;
     }
