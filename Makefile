@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps run test test-only bench clean
+.PHONY: all deps run test test-only bench bench-graph bench-nn clean
 all: $(BUILD)/predictd $(UNIT_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -76,6 +76,16 @@ bench:
 	@PREDICTD_BENCH_DEPS=1 bash scripts/install-deps.sh
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bash bench/run.sh
+
+# The graph analytics figures (issue 4): 1M-entity jobs, cascade, Monte Carlo, cache hit rate.
+bench-graph: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@bash bench/graph_bench.sh
+
+# predictd's ONNX engine beside ONNX Runtime (installs onnxruntime-node with npm into /tmp/ort).
+bench-nn: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@bash bench/nn_bench.sh
 
 clean:
 	rm -rf build build-asan
