@@ -1004,7 +1004,12 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
         goto fail;
     }
 
-    const int cs = j->cfg.chunk_size;
+    /* chunk_size entities per chunk, but a big job in at most max_chunks chunks: every chunk
+     * costs a commit, and progress needs no finer steps than that */
+    long cs_l = j->cfg.chunk_size;
+    if (j->cfg.max_chunks > 0 && (n + cs_l - 1) / cs_l > j->cfg.max_chunks)
+        cs_l = (n + j->cfg.max_chunks - 1) / j->cfg.max_chunks;
+    const int cs = (int)cs_l;
     const long n_chunks_all = (n + cs - 1) / cs;
     /* chunks served whole from the result cache are stored with the job, not queued */
     jobs_prefill_t pf;

@@ -345,7 +345,8 @@ def test_jobs_list_filters_and_cursor():
 
 @suite.test
 def test_cancel():
-    env = {"PREDICTD_JOBS_CHUNK_SIZE": "1", "PREDICTD_JOBS_WORKERS": "1"}
+    env = {"PREDICTD_JOBS_CHUNK_SIZE": "1", "PREDICTD_JOBS_WORKERS": "1",
+           "PREDICTD_JOBS_MAX_CHUNKS": "1000000"}
     with Server(env=env) as s:
         c = s.client()
         n = 3000
@@ -497,7 +498,8 @@ def test_results_paged_while_the_job_runs():
 @suite.test
 def test_priority_jobs_go_first():
     # 20000 one-entity chunks (unknown ids are computed too: as per-entity failures)
-    env = {"PREDICTD_JOBS_CHUNK_SIZE": "1", "PREDICTD_JOBS_WORKERS": "1"}
+    env = {"PREDICTD_JOBS_CHUNK_SIZE": "1", "PREDICTD_JOBS_WORKERS": "1",
+           "PREDICTD_JOBS_MAX_CHUNKS": "1000000"}
     with Server(env=env) as s:
         c = s.client()
         c.upsert([{"entity_id": "E%d" % i, "properties": {"spin": 1}} for i in range(20)])

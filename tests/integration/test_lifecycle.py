@@ -17,7 +17,7 @@ suite = Suite("lifecycle")
 def test_sigterm_with_jobs_running_exits_0_and_restart_completes_them():
     rng = random.Random(5)
     env = {"PREDICTD_JOBS_CHUNK_SIZE": "5", "PREDICTD_JOBS_WORKERS": "1",
-           "PREDICTD_JOBS_SHUTDOWN_DEADLINE_MS": "2000"}
+           "PREDICTD_JOBS_SHUTDOWN_DEADLINE_MS": "2000", "PREDICTD_JOBS_MAX_CHUNKS": "1000000"}
     s = Server(env=env)
     try:
         s.start()
@@ -59,7 +59,7 @@ def test_sigterm_with_jobs_running_exits_0_and_restart_completes_them():
 @suite.test
 def test_sigterm_mid_job_then_restart_gives_every_result_once():
     env = {"PREDICTD_JOBS_CHUNK_SIZE": "1", "PREDICTD_JOBS_WORKERS": "1",
-           "PREDICTD_JOBS_SHUTDOWN_DEADLINE_MS": "3000"}
+           "PREDICTD_JOBS_SHUTDOWN_DEADLINE_MS": "3000", "PREDICTD_JOBS_MAX_CHUNKS": "1000000"}
     with Server(env=env) as s:
         c = s.client()
         c.upsert([{"entity_id": "E%d" % i, "properties": {"spin": 1}} for i in range(3000)])

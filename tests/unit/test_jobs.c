@@ -275,6 +275,38 @@ static void results_equal_the_ising_closed_form(void) {
     fx_end(&f);
 }
 
+/* A job bigger than max_chunks x chunk_size gets bigger chunks: 100 ids, chunk_size 1,
+ * max_chunks 8 -> ceil(100 / 8) = 13 per chunk, ceil(100 / 13) = 8 chunks; every entity is
+ * still computed exactly once. */
+static void big_jobs_get_at_most_max_chunks(void) {
+    fx_t f;
+    fx_config(&f);
+    f.cfg.chunk_size = 1;
+    f.cfg.max_chunks = 8;
+    if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
+    buf_t body = {0};
+    buf_puts(&body, "{\"entity_ids\":[");
+    for (int i = 0; i < 100; i++) buf_printf(&body, "%s\"N%d\"", i ? "," : "", i);
+    buf_printf(&body, "],%s}", PARAMS);
+    char id[32];
+    ASSERT_EQ_INT(submit(&f, body.data, NULL, id, NULL, NULL), 0);
+    buf_free(&body);
+    store_job_t job;
+    ASSERT_EQ_INT(wait_final(&f, id, &job), JOB_COMPLETED);
+    ASSERT_EQ_INT(job.chunk_size, 13);
+    ASSERT_EQ_INT(job.n_chunks, 8);
+    ASSERT_EQ_INT(job.chunks_done, 8);
+    ASSERT_EQ_INT(job.successful + job.failed, 100);
+    json_t *meta = NULL;
+    int pages = 0;
+    json_t *res = all_results(&f, id, 1000, &meta, &pages);
+    ASSERT_TRUE(res != NULL);
+    ASSERT_EQ_INT(json_array_size(res), 100);
+    json_decref(res);
+    json_decref(meta);
+    fx_end(&f);
+}
+
 static void pages_cover_every_entity_exactly_once(void) {
     fx_t f;
     fx_config(&f);
@@ -730,6 +762,7 @@ int main(void) {
         TEST_CASE(blob_encoding_is_the_documented_layout),
         TEST_CASE(results_equal_the_ising_closed_form),
         TEST_CASE(pages_cover_every_entity_exactly_once),
+        TEST_CASE(big_jobs_get_at_most_max_chunks),
         TEST_CASE(bad_requests_get_field_and_code_and_store_nothing),
         TEST_CASE(idempotency_key_returns_the_same_job),
         TEST_CASE(cancel_drops_waiting_chunks),
