@@ -44,42 +44,8 @@ static const char *const KNOWN[] = {"seed_entities", "max_generations", "thresho
 /* ---- parameters ------------------------------------------------------------------ */
 
 static int cascade_parse(const json_t *req, json_t **out, model_error_t *err) {
-    const json_t *pt = json_object_get(req, "prediction_type");
-    if (pt && !json_is_null(pt) &&
-        (!json_is_string(pt) || strcmp(json_string_value(pt), "cascade") != 0)) {
-        snprintf(err->field, sizeof err->field, "prediction_type");
-        snprintf(err->message, sizeof err->message, "prediction_type must be \"cascade\"");
-        return -1;
-    }
-    /* parameters may come inside "parameters" or at the top level; inside wins */
-    const json_t *p = json_object_get(req, "parameters");
-    if (p && !json_is_null(p) && !json_is_object(p)) {
-        snprintf(err->field, sizeof err->field, "parameters");
-        snprintf(err->message, sizeof err->message, "parameters must be an object");
-        return -1;
-    }
-    json_t *src = json_object();
+    json_t *src = models_gather_params(req, "cascade", KNOWN, N_KNOWN, err);
     if (!src) return -1;
-    for (size_t k = 0; k < N_KNOWN; k++) {
-        json_t *v = json_object_get(req, KNOWN[k]);
-        if (v) json_object_set(src, KNOWN[k], v);
-    }
-    if (p && json_is_object(p)) {
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)p, key, val) {
-            size_t k = 0;
-            while (k < N_KNOWN && strcmp(key, KNOWN[k])) k++;
-            if (k == N_KNOWN) {
-                models_set_err(err, key, "unknown parameter '%.100s' (seed_entities, max_generations, "
-                               "threshold_distribution, mean, std, value, threshold_type, "
-                               "use_entity_thresholds, directed, samples, seed)", key);
-                json_decref(src);
-                return -1;
-            }
-            json_object_set(src, key, val);
-        }
-    }
     json_t *o = NULL;
     const json_t *seeds = json_object_get(src, "seed_entities");
     if (!seeds || !json_is_array(seeds) || json_array_size(seeds) == 0) {

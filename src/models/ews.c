@@ -53,38 +53,8 @@ static int parse_iso_utc(const char *s, double *out) {
 }
 
 int ews_parse_common(const json_t *req, const char *name, json_t **out, model_error_t *err) {
-    const json_t *pt = json_object_get(req, "prediction_type");
-    if (pt && !json_is_null(pt) && (!json_is_string(pt) || strcmp(json_string_value(pt), name))) {
-        snprintf(err->field, sizeof err->field, "prediction_type");
-        snprintf(err->message, sizeof err->message, "prediction_type must be \"%s\"", name);
-        return -1;
-    }
-    const json_t *p = json_object_get(req, "parameters");
-    if (p && !json_is_null(p) && !json_is_object(p)) {
-        snprintf(err->field, sizeof err->field, "parameters");
-        snprintf(err->message, sizeof err->message, "parameters must be an object");
-        return -1;
-    }
-    json_t *src = json_object();
+    json_t *src = models_gather_params(req, name, KNOWN, N_KNOWN, err);
     if (!src) return -1;
-    for (size_t k = 0; k < N_KNOWN; k++) {
-        json_t *v = json_object_get(req, KNOWN[k]);
-        if (v) json_object_set(src, KNOWN[k], v);
-    }
-    if (p && json_is_object(p)) {
-        const char *key;
-        json_t *val;
-        json_object_foreach((json_t *)p, key, val) {
-            size_t k = 0;
-            while (k < N_KNOWN && strcmp(key, KNOWN[k])) k++;
-            if (k == N_KNOWN) {
-                models_set_err(err, key, "unknown parameter '%.100s' (metrics, time_window, as_of, series, "
-                               "rolling_window, detrend, min_points, alert_tau)", key);
-                goto fail;
-            }
-            json_object_set(src, key, val);
-        }
-    }
     unsigned metrics = EWS_M_VARIANCE | EWS_M_AUTOCORRELATION | EWS_M_CRITICAL_DISTANCE;
     const json_t *ms = json_object_get(src, "metrics");
     if (ms && !json_is_null(ms)) {

@@ -18,6 +18,12 @@ int models_num_param(const json_t *obj, const char *key, double min, double max,
 int models_bool_param(const json_t *obj, const char *key, int *out, model_error_t *err);
 void models_set_err(model_error_t *err, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The request's parameters in one object: prediction_type, when given, must equal
+ * prediction_type; the known keys may stand at the top level or inside "parameters" (inside
+ * wins); an unknown key inside "parameters" is an error naming the known ones. A new
+ * reference, or NULL with err filled. */
+json_t *models_gather_params(const json_t *req, const char *prediction_type,
+                             const char *const *known, size_t n_known, model_error_t *err);
 
 /* Runs fn(arg, ith, nth) for ith in [0, nth) on nth threads (the caller's thread is one of
  * them) and waits for all. Falls back to running them one after another if a thread cannot

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
 #include "models/models_int.h"
@@ -13,6 +14,48 @@ void models_set_err(model_error_t *err, const char *key, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+}
+
+json_t *models_gather_params(const json_t *req, const char *prediction_type,
+                             const char *const *known, size_t n_known, model_error_t *err) {
+    const json_t *pt = json_object_get(req, "prediction_type");
+    if (pt && !json_is_null(pt) &&
+        (!json_is_string(pt) || strcmp(json_string_value(pt), prediction_type) != 0)) {
+        snprintf(err->field, sizeof err->field, "prediction_type");
+        snprintf(err->message, sizeof err->message, "prediction_type must be \"%s\"", prediction_type);
+        return NULL;
+    }
+    const json_t *p = json_object_get(req, "parameters");
+    if (p && !json_is_null(p) && !json_is_object(p)) {
+        snprintf(err->field, sizeof err->field, "parameters");
+        snprintf(err->message, sizeof err->message, "parameters must be an object");
+        return NULL;
+    }
+    json_t *src = json_object();
+    if (!src) return NULL;
+    for (size_t k = 0; k < n_known; k++) {
+        json_t *v = json_object_get(req, known[k]);
+        if (v) json_object_set(src, known[k], v);
+    }
+    if (p && json_is_object(p)) {
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)p, key, val) {
+            size_t k = 0;
+            while (k < n_known && strcmp(key, known[k])) k++;
+            if (k == n_known) {
+                char names[200] = "";
+                size_t used = 0;
+                for (size_t i = 0; i < n_known && used < sizeof names; i++)
+                    used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", known[i]);
+                models_set_err(err, key, "unknown parameter '%.50s' (%s)", key, names);
+                json_decref(src);
+                return NULL;
+            }
+            json_object_set(src, key, val);
+        }
+    }
+    return src;
 }
 
 int models_int_param(const json_t *obj, const char *key, long long min, long long max,

@@ -243,6 +243,8 @@ static void test_parse_and_validate(void) {
         {"{\"seed_entities\":[\"a\"],\"directed\":\"yes\"}", "parameters.directed"},
         {"{\"parameters\":{\"seed_entities\":[\"a\"],\"sample\":3}}", "parameters.sample"},
         {"{\"seed_entities\":[\"a\"],\"threshold_distribution\":\"normal\",\"std\":-1}", "parameters.std"},
+        {"{\"seed_entities\":[\"a\"],\"parameters\":\"x\"}", "parameters"},
+        {"{\"seed_entities\":[\"a\"],\"prediction_type\":\"ews\"}", "prediction_type"},
     };
     model_error_t e;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

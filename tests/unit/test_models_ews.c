@@ -203,6 +203,8 @@ static void test_parse(void) {
         {"{\"alert_tau\":2}", "parameters.alert_tau"},
         {"{\"as_of\":\"yesterday\"}", "parameters.as_of"},
         {"{\"parameters\":{\"window\":3}}", "parameters.window"},
+        {"{\"parameters\":[1]}", "parameters"},
+        {"{\"prediction_type\":\"cascade\"}", "prediction_type"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = mt_parse(&MODEL_EWS, bad[i].req, &e);
