@@ -422,6 +422,23 @@ done:
     return (long)n;
 }
 
+/* The fixed columns of a kind: col[i] = the position of names[i] (-1 absent); the first
+ * n_required must be there, and no other column may. 0 ok, -1 with the errors added. */
+static int header_columns(const csv_header_t *h, csv_errs_t *e, const char *const *names, int n_names,
+                          int n_required, long *col, const char *expected) {
+    int before = e->count;
+    for (int i = 0; i < n_names; i++) {
+        col[i] = header_find(h, names[i]);
+        if (i < n_required && col[i] < 0) err_add(e, 1, "missing column '%s'", names[i]);
+    }
+    for (size_t c = 0; c < h->n; c++) {
+        int i = 0;
+        while (i < n_names && col[i] != (long)c) i++;
+        if (i == n_names) err_add(e, 1, "unknown column '%s' (expected %s)", h->names[c], expected);
+    }
+    return e->count > before ? -1 : 0;
+}
+
 /* ---- relationships --------------------------------------------------------------------- */
 
 long csv_parse_relationships(const char *data, size_t len, rel_row_t **rows_out, buf_t *errors, int max_errors) {
@@ -435,14 +452,10 @@ long csv_parse_relationships(const char *data, size_t len, rel_row_t **rows_out,
     *rows_out = NULL;
     reader_init(&r, data, len);
     if (header_read(&r, &h, &e)) goto done;
-    long sc = header_find(&h, "source"), tc = header_find(&h, "target");
-    long wc = header_find(&h, "weight"), yc = header_find(&h, "type");
-    if (sc < 0) err_add(&e, 1, "missing column 'source'");
-    if (tc < 0) err_add(&e, 1, "missing column 'target'");
-    for (size_t c = 0; c < h.n; c++)
-        if ((long)c != sc && (long)c != tc && (long)c != wc && (long)c != yc)
-            err_add(&e, 1, "unknown column '%s' (expected source,target[,weight][,type])", h.names[c]);
-    if (e.count) goto done;
+    static const char *const COLS[] = {"source", "target", "weight", "type"};
+    long col[4];
+    if (header_columns(&h, &e, COLS, 4, 2, col, "source,target[,weight][,type]")) goto done;
+    const long sc = col[0], tc = col[1], wc = col[2], yc = col[3];
     int rc;
     while ((rc = csv_next(&r, &line, msg, sizeof msg)) != 0) {
         if (rc < 0) { err_add(&e, line, "%s", msg); continue; }
@@ -498,15 +511,10 @@ long csv_parse_observations(const char *data, size_t len, obs_row_t **rows_out, 
     *rows_out = NULL;
     reader_init(&r, data, len);
     if (header_read(&r, &h, &e)) goto done;
-    long ic = header_find(&h, "entity_id"), tc = header_find(&h, "timestamp");
-    long vc = header_find(&h, "value"), sc = header_find(&h, "series");
-    if (ic < 0) err_add(&e, 1, "missing column 'entity_id'");
-    if (tc < 0) err_add(&e, 1, "missing column 'timestamp'");
-    if (vc < 0) err_add(&e, 1, "missing column 'value'");
-    for (size_t c = 0; c < h.n; c++)
-        if ((long)c != ic && (long)c != tc && (long)c != vc && (long)c != sc)
-            err_add(&e, 1, "unknown column '%s' (expected entity_id,timestamp,value[,series])", h.names[c]);
-    if (e.count) goto done;
+    static const char *const COLS[] = {"entity_id", "timestamp", "value", "series"};
+    long col[4];
+    if (header_columns(&h, &e, COLS, 4, 3, col, "entity_id,timestamp,value[,series]")) goto done;
+    const long ic = col[0], tc = col[1], vc = col[2], sc = col[3];
     int rc;
     while ((rc = csv_next(&r, &line, msg, sizeof msg)) != 0) {
         if (rc < 0) { err_add(&e, line, "%s", msg); continue; }

@@ -200,6 +200,11 @@ static void test_observations_bad_rows(void) {
                              "line 5: timestamp '1e999' is neither epoch seconds nor ISO 8601\n"
                              "line 6: timestamp '2000-01-01T25:00:00Z' is neither epoch seconds nor ISO 8601\n");
     buf_free(&errs);
+    n = csv_parse_observations(S("entity_id,value,colour\n"), &rows, &errs, 10);
+    ASSERT_EQ_INT(n, -1);
+    ASSERT_EQ_STR(errs.data, "line 1: missing column 'timestamp'\n"
+                             "line 1: unknown column 'colour' (expected entity_id,timestamp,value[,series])\n");
+    buf_free(&errs);
 }
 
 /* Random inputs from CSV's own alphabet: the parser never crashes (the sanitizer build
