@@ -157,89 +157,6 @@ static void conn_close(conn_t *c) {
 
 /* ---- ops ------------------------------------------------------------------------------- */
 
-typedef enum {
-    OP_IMPORT_ENT, OP_IMPORT_REL, OP_IMPORT_OBS, OP_PATCH, OP_DELETE, OP_REL_DELETE, OP_JOB_INSERT,
-    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY
-} op_kind_t;
-
-typedef struct { char *a, *b; double w; } removed_rel_t;
-
-typedef struct op {
-    struct op *next;
-    op_kind_t kind;
-    int sync, done, rc;
-    char *err;      /* sync ops: the caller's buffer */
-    size_t errlen;
-    store_done_fn cb;
-    void *cb_arg;
-
-    /* inputs (sync ops point at the caller's data, async ops own copies) */
-    const void *rows;
-    size_t n;
-    const char *id;
-    const json_t *props;
-    const store_new_job_t *nj;
-    char *existing_id;
-    int match_type;
-    long *deleted;
-    store_job_t *job_out;
-    long dl_id;
-    char *job_id_out;
-    uint32_t *chunk_out;
-    char job_id[32];
-    uint32_t chunk;
-    void *blob;
-    size_t len;
-    long successful, failed;
-    double exec_ms;
-    int attempts;
-    char *reason;
-    int64_t at_ms;
-
-    /* graph changes to apply after the commit */
-    uint64_t version;
-    json_t **clean;          /* OP_IMPORT_ENT: props without nulls, per row (NULL: use the row's) */
-    json_t *merged;          /* OP_PATCH: the full property object */
-    const char **touched;    /* entities whose version becomes op->version */
-    int64_t *touched_k;      /* their keys, when known (else NULL) */
-    size_t n_touched;
-    int touched_owned;       /* strings are the op's (else they point into the rows) */
-    removed_rel_t *removed;  /* OP_REL_DELETE */
-    size_t n_removed;
-} op_t;
-
-struct store {
-    predictd_config_t cfg;
-    char path[600];
-    conn_t *w;               /* the writer's connection; only the writer thread uses it */
-    uint64_t clock;          /* version clock; writer thread only */
-    graph_t *graph;          /* set before serving; read by the writer */
-    void (*apply_hook)(void *arg, uint64_t version); /* set before serving; writer calls */
-    void *apply_hook_arg;
-    buf_t scratch;           /* writer thread: JSON text of properties */
-
-    pthread_mutex_t mu;      /* protects head, tail, stop and every op's done flag */
-    pthread_cond_t cv;       /* ops queued, or stop */
-    pthread_cond_t done_cv;  /* a group committed */
-    op_t *head, *tail;
-    int stop;
-    pthread_t writer;
-    int writer_started;
-
-    /* Checkpoints run on their own thread and connection (PASSIVE: beside the writer), so
-     * a commit never waits for the WAL to be copied into the database file. */
-    pthread_mutex_t ckpt_mu; /* protects ckpt_wanted, ckpt_stop */
-    pthread_cond_t ckpt_cv;
-    int ckpt_wanted, ckpt_stop;
-    pthread_t ckpt;
-    int ckpt_started;
-
-    uint64_t groups, ops;    /* write statistics; protected by mu */
-
-    pthread_mutex_t pool_mu; /* protects pool */
-    conn_t *pool;
-};
-
 /* ---- small helpers --------------------------------------------------------------------- */
 
 void sq_seterr(char *err, size_t errlen, const char *fmt, ...) {
@@ -389,7 +306,7 @@ static void op_effects_free(op_t *op) {
 /* ---- writer: one op each --------------------------------------------------------------- */
 
 /* Runs a statement that returns no rows. 0 ok, -1 error (op->err filled). */
-static int exec_step(store_t *st, op_t *op, sqlite3_stmt *s) {
+int sq_exec_step(store_t *st, op_t *op, sqlite3_stmt *s) {
     if (!s) { sq_seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
     int rc = sqlite3_step(s);
     sq_done_stmt(s);
@@ -401,7 +318,7 @@ static int exec_step(store_t *st, op_t *op, sqlite3_stmt *s) {
 }
 
 /* 1 exists, 0 not, -1 error */
-static int exists1(store_t *st, op_t *op, int q, const char *a, const char *b, int64_t i2) {
+int sq_exists1(store_t *st, op_t *op, int q, const char *a, const char *b, int64_t i2) {
     sqlite3_stmt *s = sq_stmt(st->w, q);
     if (!s) { sq_seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
     sq_bind_text(s, 1, a);
@@ -433,17 +350,17 @@ static int next_version(store_t *st, op_t *op) {
     op->version = ++st->clock;
     sqlite3_stmt *s = sq_stmt(st->w, Q_CLOCK_SET);
     if (s) sqlite3_bind_int64(s, 1, (sqlite3_int64)op->version);
-    return exec_step(st, op, s);
+    return sq_exec_step(st, op, s);
 }
 
 static int set_versions(store_t *st, op_t *op) {
     for (size_t i = 0; i < op->n_touched; i++) {
         sqlite3_stmt *s = sq_stmt(st->w, op->touched_k ? Q_ENT_SET_VERSION_K : Q_ENT_SET_VERSION);
-        if (!s) return exec_step(st, op, s);
+        if (!s) return sq_exec_step(st, op, s);
         if (op->touched_k) sqlite3_bind_int64(s, 1, op->touched_k[i]);
         else sq_bind_text(s, 1, op->touched[i]);
         sqlite3_bind_int64(s, 2, (sqlite3_int64)op->version);
-        if (exec_step(st, op, s)) return -1;
+        if (sq_exec_step(st, op, s)) return -1;
     }
     return 0;
 }
@@ -501,14 +418,14 @@ static int op_import_entities(store_t *st, op_t *op) {
     }
     if (next_version(st, op)) return -1;
     sqlite3_stmt *s = sq_stmt(st->w, Q_ENT_UPSERT);
-    if (!s) return exec_step(st, op, s);
+    if (!s) return sq_exec_step(st, op, s);
     for (size_t i = 0; i < op->n; i++) {
         const json_t *props = op->clean && op->clean[i] ? op->clean[i] : rows[i].props;
         if (props_text(st, op, props)) return -1;
         sq_bind_text(s, 1, rows[i].entity_id);
         sqlite3_bind_text(s, 2, st->scratch.data, (int)st->scratch.len, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, (sqlite3_int64)op->version);
-        if (exec_step(st, op, s)) return -1;
+        if (sq_exec_step(st, op, s)) return -1;
     }
     return 0;
 }
@@ -566,7 +483,7 @@ static int op_import_relationships(store_t *st, op_t *op) {
     }
     qsort(keys, op->n, sizeof *keys, rel_key_cmp);
     sqlite3_stmt *s = sq_stmt(st->w, Q_REL_INSERT);
-    if (!s) { exec_step(st, op, s); goto out; }
+    if (!s) { sq_exec_step(st, op, s); goto out; }
     for (size_t i = 0; i < op->n; i++) {
         const rel_row_t *r = &rows[keys[i].row];
         sqlite3_bind_int64(s, 1, keys[i].ks);
@@ -596,7 +513,7 @@ static int op_import_observations(store_t *st, op_t *op) {
     strset_t seen = {0};
     int rc = -1;
     sqlite3_stmt *s = sq_stmt(st->w, Q_OBS_UPSERT);
-    if (!s) { exec_step(st, op, s); goto out; }
+    if (!s) { sq_exec_step(st, op, s); goto out; }
     for (size_t i = 0; i < op->n; i++) {
         const obs_row_t *r = &rows[i];
         int64_t k;
@@ -609,7 +526,7 @@ static int op_import_observations(store_t *st, op_t *op) {
         sq_bind_text(s, 2, series);
         sqlite3_bind_double(s, 3, r->ts);
         sqlite3_bind_double(s, 4, r->value);
-        if (exec_step(st, op, s)) goto out;
+        if (sq_exec_step(st, op, s)) goto out;
     }
     if (touched_from_set(op, &seen, 1)) { sq_seterr(op->err, op->errlen, "out of memory"); goto out; }
     if (next_version(st, op) || set_versions(st, op)) goto out;
@@ -621,7 +538,7 @@ out:
 
 static int op_patch(store_t *st, op_t *op) {
     sqlite3_stmt *s = sq_stmt(st->w, Q_ENT_GET);
-    if (!s) return exec_step(st, op, s);
+    if (!s) return sq_exec_step(st, op, s);
     sq_bind_text(s, 1, op->id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE) { sq_done_stmt(s); return 1; }
@@ -644,11 +561,11 @@ static int op_patch(store_t *st, op_t *op) {
     }
     if (next_version(st, op) || props_text(st, op, cur)) return -1;
     s = sq_stmt(st->w, Q_ENT_SET_PROPS);
-    if (!s) return exec_step(st, op, s);
+    if (!s) return sq_exec_step(st, op, s);
     sq_bind_text(s, 1, op->id);
     sqlite3_bind_text(s, 2, st->scratch.data, (int)st->scratch.len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)op->version);
-    return exec_step(st, op, s);
+    return sq_exec_step(st, op, s);
 }
 
 static int op_delete(store_t *st, op_t *op) {
@@ -656,7 +573,7 @@ static int op_delete(store_t *st, op_t *op) {
     int ex = entity_key(st, op, op->id, &key);
     if (ex <= 0) return ex < 0 ? -1 : 1;
     sqlite3_stmt *s = sq_stmt(st->w, Q_REL_NEIGHBOURS);
-    if (!s) return exec_step(st, op, s);
+    if (!s) return sq_exec_step(st, op, s);
     op->touched_owned = 1;
     size_t cap = 0;
     sqlite3_bind_int64(s, 1, key);
@@ -676,12 +593,12 @@ static int op_delete(store_t *st, op_t *op) {
     if (rc != SQLITE_DONE) { sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db)); return -1; }
     s = sq_stmt(st->w, Q_REL_DEL_ENTITY);
     if (s) sqlite3_bind_int64(s, 1, key);
-    if (exec_step(st, op, s)) return -1;
+    if (sq_exec_step(st, op, s)) return -1;
     static const int dels[] = {Q_OBS_DEL_ENTITY, Q_ENT_DELETE};
     for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
         s = sq_stmt(st->w, dels[i]);
         if (s) sq_bind_text(s, 1, op->id);
-        if (exec_step(st, op, s)) return -1;
+        if (sq_exec_step(st, op, s)) return -1;
     }
     if (next_version(st, op) || set_versions(st, op)) return -1;
     return 0;
@@ -703,7 +620,7 @@ static int op_rel_delete(store_t *st, op_t *op) {
         if (ex1 < 0 || ex2 < 0) goto out;
         if (!ex1 || !ex2) continue; /* an unknown end matches nothing */
         sqlite3_stmt *s = sq_stmt(st->w, Q_REL_MATCH);
-        if (!s) { exec_step(st, op, s); goto out; }
+        if (!s) { sq_exec_step(st, op, s); goto out; }
         sqlite3_bind_int64(s, 1, ks);
         sqlite3_bind_int64(s, 2, kt);
         sq_bind_text(s, 3, op->match_type ? (r->type ? r->type : "") : NULL);
@@ -731,7 +648,7 @@ static int op_rel_delete(store_t *st, op_t *op) {
         for (size_t k = first; k < op->n_removed; k++) {
             s = sq_stmt(st->w, Q_REL_DEL_ROWID);
             if (s) sqlite3_bind_int64(s, 1, rowids[k - first]);
-            if (exec_step(st, op, s)) { free(rowids); goto out; }
+            if (sq_exec_step(st, op, s)) { free(rowids); goto out; }
         }
         free(rowids);
     }
@@ -752,226 +669,6 @@ out:
     return rc;
 }
 
-static int op_job_insert(store_t *st, op_t *op) {
-    const store_new_job_t *nj = op->nj;
-    const store_job_t *j = &nj->job;
-    if (nj->idem_key) {
-        sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_BY_IDEM);
-        if (!s) return exec_step(st, op, s);
-        sq_bind_text(s, 1, nj->idem_key);
-        if (sqlite3_step(s) == SQLITE_ROW) {
-            if (op->existing_id) snprintf(op->existing_id, 32, "%s", (const char *)sqlite3_column_text(s, 0));
-            sq_done_stmt(s);
-            return 1;
-        }
-        sq_done_stmt(s);
-    }
-    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_INSERT);
-    if (!s) return exec_step(st, op, s);
-    sq_bind_text(s, 1, j->id);
-    sq_bind_text(s, 2, j->model);
-    sqlite3_bind_int(s, 3, (int)j->status);
-    sqlite3_bind_int(s, 4, j->priority);
-    sqlite3_bind_int(s, 5, j->chunk_size);
-    sqlite3_bind_int64(s, 6, j->n_entities);
-    sqlite3_bind_int64(s, 7, j->n_chunks);
-    sqlite3_bind_int64(s, 8, j->chunks_done);
-    sqlite3_bind_int64(s, 9, j->chunks_dead);
-    sqlite3_bind_int64(s, 10, j->successful);
-    sqlite3_bind_int64(s, 11, j->failed);
-    sqlite3_bind_int64(s, 12, j->created_at);
-    sqlite3_bind_int64(s, 13, j->started_at);
-    sqlite3_bind_int64(s, 14, j->finished_at);
-    sqlite3_bind_int64(s, 15, j->updated_at ? j->updated_at : j->created_at);
-    sqlite3_bind_double(s, 16, j->exec_ms);
-    sq_bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
-    sq_bind_text(s, 18, nj->idem_key);
-    if (exec_step(st, op, s)) return -1;
-    s = sq_stmt(st->w, Q_JOB_IDS_INSERT);
-    if (s) {
-        sq_bind_text(s, 1, j->id);
-        sqlite3_bind_blob64(s, 2, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
-    }
-    if (exec_step(st, op, s)) return -1;
-    for (size_t i = 0; i < nj->n_settled; i++) { /* results served from the cache */
-        const store_chunk_blob_t *cb = &nj->settled[i];
-        s = sq_stmt(st->w, Q_CHUNK_INSERT);
-        if (s) {
-            sq_bind_text(s, 1, j->id);
-            sqlite3_bind_int64(s, 2, cb->chunk);
-            sqlite3_bind_blob64(s, 3, cb->blob ? cb->blob : (const void *)"", cb->len, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 4, j->created_at);
-        }
-        if (exec_step(st, op, s)) return -1;
-    }
-    return 0;
-}
-
-/* Job status and chunk count. 0 ok, 1 not found, -1 error. */
-static int job_state(store_t *st, op_t *op, const char *id, int *status, long *n_chunks) {
-    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_GET);
-    if (!s) return exec_step(st, op, s);
-    sq_bind_text(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        *status = sqlite3_column_int(s, 2);
-        *n_chunks = (long)sqlite3_column_int64(s, 6);
-    }
-    sq_done_stmt(s);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return 1;
-    sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
-    return -1;
-}
-
-/* Whether the chunk may still be settled: 0 yes, 1 skip (settled, job finished or
- * cancelled), -1 error. */
-static int chunk_open(store_t *st, op_t *op) {
-    int status = 0;
-    long n_chunks = 0;
-    int rc = job_state(st, op, op->job_id, &status, &n_chunks);
-    if (rc == 1) { sq_seterr(op->err, op->errlen, "job %s not found", op->job_id); return -1; }
-    if (rc) return -1;
-    if (status == JOB_CANCELLED || status == JOB_COMPLETED || status == JOB_FAILED) return 1;
-    if ((long)op->chunk >= n_chunks) { sq_seterr(op->err, op->errlen, "chunk %u out of range", op->chunk); return -1; }
-    if ((rc = exists1(st, op, Q_CHUNK_EXISTS, op->job_id, NULL, op->chunk))) return rc;
-    return exists1(st, op, Q_DL_ACTIVE, op->job_id, NULL, op->chunk);
-}
-
-static int settle(store_t *st, op_t *op, long successful, long failed, double exec_ms, int done, int dead) {
-    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_SETTLE);
-    if (s) {
-        sq_bind_text(s, 1, op->job_id);
-        sqlite3_bind_int64(s, 2, successful);
-        sqlite3_bind_int64(s, 3, failed);
-        sqlite3_bind_double(s, 4, exec_ms);
-        sqlite3_bind_int(s, 5, done);
-        sqlite3_bind_int(s, 6, dead);
-        sqlite3_bind_int64(s, 7, now_ms());
-    }
-    return exec_step(st, op, s);
-}
-
-static int op_chunk_commit(store_t *st, op_t *op) {
-    int rc = chunk_open(st, op);
-    if (rc) return rc;
-    sqlite3_stmt *s = sq_stmt(st->w, Q_CHUNK_INSERT);
-    if (s) {
-        sq_bind_text(s, 1, op->job_id);
-        sqlite3_bind_int64(s, 2, op->chunk);
-        sqlite3_bind_blob64(s, 3, op->blob ? op->blob : (void *)"", op->len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, now_ms());
-    }
-    if (exec_step(st, op, s)) return -1;
-    return settle(st, op, op->successful, op->failed, op->exec_ms, 1, 0);
-}
-
-static int op_deadletter(store_t *st, op_t *op) {
-    int rc = chunk_open(st, op);
-    if (rc) return rc;
-    sqlite3_stmt *s = sq_stmt(st->w, Q_DL_INSERT);
-    if (s) {
-        sq_bind_text(s, 1, op->job_id);
-        sqlite3_bind_int64(s, 2, op->chunk);
-        sq_bind_text(s, 3, op->reason ? op->reason : "");
-        sqlite3_bind_int(s, 4, op->attempts);
-        sqlite3_bind_int64(s, 5, now_ms());
-    }
-    if (exec_step(st, op, s)) return -1;
-    long n = 0;
-    s = sq_stmt(st->w, Q_CHUNK_N);
-    if (s) {
-        sq_bind_text(s, 1, op->job_id);
-        sqlite3_bind_int64(s, 2, op->chunk);
-        if (sqlite3_step(s) == SQLITE_ROW) n = (long)sqlite3_column_int64(s, 0);
-        sq_done_stmt(s);
-    }
-    return settle(st, op, 0, n, 0, 0, 1);
-}
-
-void sq_read_job(sqlite3_stmt *s, store_job_t *j) {
-    memset(j, 0, sizeof *j);
-    snprintf(j->id, sizeof j->id, "%s", (const char *)sqlite3_column_text(s, 0));
-    snprintf(j->model, sizeof j->model, "%s", (const char *)sqlite3_column_text(s, 1));
-    j->status = (job_status_t)sqlite3_column_int(s, 2);
-    j->priority = sqlite3_column_int(s, 3);
-    j->chunk_size = sqlite3_column_int(s, 4);
-    j->n_entities = (long)sqlite3_column_int64(s, 5);
-    j->n_chunks = (long)sqlite3_column_int64(s, 6);
-    j->chunks_done = (long)sqlite3_column_int64(s, 7);
-    j->chunks_dead = (long)sqlite3_column_int64(s, 8);
-    j->successful = (long)sqlite3_column_int64(s, 9);
-    j->failed = (long)sqlite3_column_int64(s, 10);
-    j->created_at = sqlite3_column_int64(s, 11);
-    j->started_at = sqlite3_column_int64(s, 12);
-    j->finished_at = sqlite3_column_int64(s, 13);
-    j->updated_at = sqlite3_column_int64(s, 14);
-    j->exec_ms = sqlite3_column_double(s, 15);
-}
-
-/* Reads a job on the writer's connection (inside the open transaction). */
-static int w_job_get(store_t *st, op_t *op, const char *id, store_job_t *out) {
-    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_GET);
-    if (!s) return exec_step(st, op, s);
-    sq_bind_text(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) sq_read_job(s, out);
-    sq_done_stmt(s);
-    if (rc == SQLITE_ROW) return 0;
-    if (rc == SQLITE_DONE) return 1;
-    sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
-    return -1;
-}
-
-static int op_cancel(store_t *st, op_t *op) {
-    store_job_t j;
-    int rc = w_job_get(st, op, op->id, &j);
-    if (rc) return rc;
-    if (j.status == JOB_COMPLETED || j.status == JOB_FAILED || j.status == JOB_CANCELLED) {
-        if (op->job_out) *op->job_out = j;
-        return 2;
-    }
-    sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_CANCEL);
-    if (s) {
-        sq_bind_text(s, 1, op->id);
-        sqlite3_bind_int64(s, 2, now_ms());
-    }
-    if (exec_step(st, op, s)) return -1;
-    if (op->job_out && w_job_get(st, op, op->id, op->job_out)) return -1;
-    return 0;
-}
-
-static int op_dl_retry(store_t *st, op_t *op) {
-    sqlite3_stmt *s = sq_stmt(st->w, Q_DL_GET);
-    if (!s) return exec_step(st, op, s);
-    sqlite3_bind_int64(s, 1, op->dl_id);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        sq_done_stmt(s);
-        if (rc == SQLITE_DONE) return 1;
-        sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
-        return -1;
-    }
-    snprintf(op->job_id, sizeof op->job_id, "%s", (const char *)sqlite3_column_text(s, 0));
-    op->chunk = (uint32_t)sqlite3_column_int64(s, 1);
-    int retried = sqlite3_column_int(s, 2), status = sqlite3_column_int(s, 3);
-    sq_done_stmt(s);
-    if (retried || status == JOB_CANCELLED) return 1;
-    s = sq_stmt(st->w, Q_DL_MARK_RETRIED);
-    if (s) sqlite3_bind_int64(s, 1, op->dl_id);
-    if (exec_step(st, op, s)) return -1;
-    s = sq_stmt(st->w, Q_JOB_REOPEN);
-    if (s) {
-        sq_bind_text(s, 1, op->job_id);
-        sqlite3_bind_int64(s, 2, now_ms());
-        sqlite3_bind_int64(s, 3, op->chunk);
-    }
-    if (exec_step(st, op, s)) return -1;
-    if (op->job_id_out) memcpy(op->job_id_out, op->job_id, 32);
-    if (op->chunk_out) *op->chunk_out = op->chunk;
-    return 0;
-}
-
 static int op_run(store_t *st, op_t *op) {
     switch (op->kind) {
     case OP_IMPORT_ENT: return op_import_entities(st, op);
@@ -980,19 +677,19 @@ static int op_run(store_t *st, op_t *op) {
     case OP_PATCH: return op_patch(st, op);
     case OP_DELETE: return op_delete(st, op);
     case OP_REL_DELETE: return op_rel_delete(st, op);
-    case OP_JOB_INSERT: return op_job_insert(st, op);
+    case OP_JOB_INSERT: return sq_op_job_insert(st, op);
     case OP_JOB_STARTED: {
         sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_STARTED);
         if (s) {
             sq_bind_text(s, 1, op->job_id);
             sqlite3_bind_int64(s, 2, op->at_ms);
         }
-        return exec_step(st, op, s);
+        return sq_exec_step(st, op, s);
     }
-    case OP_CHUNK_COMMIT: return op_chunk_commit(st, op);
-    case OP_DEADLETTER: return op_deadletter(st, op);
-    case OP_CANCEL: return op_cancel(st, op);
-    case OP_DL_RETRY: return op_dl_retry(st, op);
+    case OP_CHUNK_COMMIT: return sq_op_chunk_commit(st, op);
+    case OP_DEADLETTER: return sq_op_deadletter(st, op);
+    case OP_CANCEL: return sq_op_cancel(st, op);
+    case OP_DL_RETRY: return sq_op_dl_retry(st, op);
     }
     return -1;
 }

@@ -3,8 +3,14 @@
 #ifndef PREDICTD_STORE_SQLITE_INT_H
 #define PREDICTD_STORE_SQLITE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/util.h"
 
 #include "store/store.h"
 
@@ -35,5 +41,102 @@ void sq_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((fo
 void sq_bind_text(sqlite3_stmt *s, int i, const char *t);
 /* A jobs row selected with JOB_COLS into *j. */
 void sq_read_job(sqlite3_stmt *s, store_job_t *j);
+
+/* ---- writer ops (store_sqlite.c queues and runs them; store_sqlite_jobs.c has the job ones) */
+
+typedef enum {
+    OP_IMPORT_ENT, OP_IMPORT_REL, OP_IMPORT_OBS, OP_PATCH, OP_DELETE, OP_REL_DELETE, OP_JOB_INSERT,
+    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY
+} op_kind_t;
+
+typedef struct { char *a, *b; double w; } removed_rel_t;
+
+typedef struct op {
+    struct op *next;
+    op_kind_t kind;
+    int sync, done, rc;
+    char *err;      /* sync ops: the caller's buffer */
+    size_t errlen;
+    store_done_fn cb;
+    void *cb_arg;
+
+    /* inputs (sync ops point at the caller's data, async ops own copies) */
+    const void *rows;
+    size_t n;
+    const char *id;
+    const json_t *props;
+    const store_new_job_t *nj;
+    char *existing_id;
+    int match_type;
+    long *deleted;
+    store_job_t *job_out;
+    long dl_id;
+    char *job_id_out;
+    uint32_t *chunk_out;
+    char job_id[32];
+    uint32_t chunk;
+    void *blob;
+    size_t len;
+    long successful, failed;
+    double exec_ms;
+    int attempts;
+    char *reason;
+    int64_t at_ms;
+
+    /* graph changes to apply after the commit */
+    uint64_t version;
+    json_t **clean;          /* OP_IMPORT_ENT: props without nulls, per row (NULL: use the row's) */
+    json_t *merged;          /* OP_PATCH: the full property object */
+    const char **touched;    /* entities whose version becomes op->version */
+    int64_t *touched_k;      /* their keys, when known (else NULL) */
+    size_t n_touched;
+    int touched_owned;       /* strings are the op's (else they point into the rows) */
+    removed_rel_t *removed;  /* OP_REL_DELETE */
+    size_t n_removed;
+} op_t;
+
+struct store {
+    predictd_config_t cfg;
+    char path[600];
+    conn_t *w;               /* the writer's connection; only the writer thread uses it */
+    uint64_t clock;          /* version clock; writer thread only */
+    graph_t *graph;          /* set before serving; read by the writer */
+    void (*apply_hook)(void *arg, uint64_t version); /* set before serving; writer calls */
+    void *apply_hook_arg;
+    buf_t scratch;           /* writer thread: JSON text of properties */
+
+    pthread_mutex_t mu;      /* protects head, tail, stop and every op's done flag */
+    pthread_cond_t cv;       /* ops queued, or stop */
+    pthread_cond_t done_cv;  /* a group committed */
+    op_t *head, *tail;
+    int stop;
+    pthread_t writer;
+    int writer_started;
+
+    /* Checkpoints run on their own thread and connection (PASSIVE: beside the writer), so
+     * a commit never waits for the WAL to be copied into the database file. */
+    pthread_mutex_t ckpt_mu; /* protects ckpt_wanted, ckpt_stop */
+    pthread_cond_t ckpt_cv;
+    int ckpt_wanted, ckpt_stop;
+    pthread_t ckpt;
+    int ckpt_started;
+
+    uint64_t groups, ops;    /* write statistics; protected by mu */
+
+    pthread_mutex_t pool_mu; /* protects pool */
+    conn_t *pool;
+};
+
+/* Steps s on the writer's connection: 0 done, -1 with op->err filled (NULL s: prepare failed). */
+int sq_exec_step(store_t *st, op_t *op, sqlite3_stmt *s);
+/* 1 when statement q with (a, b or i2) finds a row, 0 when not, -1 on error. */
+int sq_exists1(store_t *st, op_t *op, int q, const char *a, const char *b, int64_t i2);
+
+/* The job ops, run by the writer inside the group's transaction (store_sqlite_jobs.c). */
+int sq_op_job_insert(store_t *st, op_t *op);
+int sq_op_chunk_commit(store_t *st, op_t *op);
+int sq_op_deadletter(store_t *st, op_t *op);
+int sq_op_cancel(store_t *st, op_t *op);
+int sq_op_dl_retry(store_t *st, op_t *op);
 
 #endif
