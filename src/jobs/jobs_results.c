@@ -184,6 +184,17 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
         rc = -2;
         goto done;
     }
+    if (job.status == JOB_QUEUED || job.status == JOB_PROCESSING) {
+        /* The job row was read before the chunk marks: when the last chunk settled in between,
+         * its commit (the same transaction) already made the job final; read it again so a
+         * page with every result never says it is still running. */
+        long k = 0;
+        while (k < job.n_chunks && settled[k]) k++;
+        if (k == job.n_chunks && store_job_get(j->st, id, &job) != 0) {
+            rc = -2;
+            goto done;
+        }
+    }
     for (long c = 0; c < job.n_chunks; c++) {
         if (!(settled[c] == 0 && job.status == JOB_CANCELLED)) continue;
         long size = n_ent - c * cs < cs ? n_ent - c * cs : cs;
