@@ -14,6 +14,7 @@
  * a cache keyed on (entity, version) cannot serve a stale entry. */
 #include "store/store.h"
 #include "store/store_sqlite_int.h"
+#include "store/store_sql.h"
 
 #include <errno.h>
 #include <math.h>
@@ -690,6 +691,11 @@ static int op_run(store_t *st, op_t *op) {
     case OP_DEADLETTER: return sq_op_deadletter(st, op);
     case OP_CANCEL: return sq_op_cancel(st, op);
     case OP_DL_RETRY: return sq_op_dl_retry(st, op);
+    case OP_SQL: {
+        int rc = op->sql_fn(st->w->db, op->sql_arg, op->err, op->errlen);
+        if (rc && !op->err[0]) sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+        return rc ? -1 : 0;
+    }
     }
     return -1;
 }
@@ -785,6 +791,7 @@ static void run_group(store_t *st, op_t *ops) {
             continue;
         }
         if (op->cb) op->cb(op->cb_arg, op->rc);
+        if (op->sql_free) op->sql_free(op->sql_arg);
         free(op->blob);
         free(op->reason);
         free(op);
@@ -1141,4 +1148,40 @@ void store_write_stats(store_t *st, uint64_t *groups, uint64_t *ops) {
     if (groups) *groups = st->groups;
     if (ops) *ops = st->ops;
     pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- store_sql.h: subsystems' own statements -------------------------------------------- */
+
+int store_sql_write(store_t *st, store_sql_fn fn, void *arg, char *err, size_t errlen) {
+    char tmp[256];
+    if (!err || !errlen) { err = tmp; errlen = sizeof tmp; }
+    err[0] = 0;
+    op_t op = {.kind = OP_SQL, .sql_fn = fn, .sql_arg = arg, .err = err, .errlen = errlen};
+    return submit_sync(st, &op);
+}
+
+int store_sql_write_async(store_t *st, store_sql_fn fn, void *arg, void (*free_arg)(void *),
+                          void (*done)(void *done_arg, int rc), void *done_arg) {
+    op_t *op = calloc(1, sizeof *op);
+    if (!op) return -1;
+    op->kind = OP_SQL;
+    op->sql_fn = fn;
+    op->sql_arg = arg;
+    op->sql_free = free_arg;
+    op->cb = done;
+    op->cb_arg = done_arg;
+    enqueue(st, op);
+    return 0;
+}
+
+int store_sql_read(store_t *st, store_sql_fn fn, void *arg, char *err, size_t errlen) {
+    char tmp[256];
+    if (!err || !errlen) { err = tmp; errlen = sizeof tmp; }
+    err[0] = 0;
+    conn_t *c = sq_rconn_get(st);
+    if (!c) { sq_seterr(err, errlen, "store: no read connection"); return -1; }
+    int rc = fn(c->db, arg, err, errlen);
+    if (rc && !err[0]) sq_seterr(err, errlen, "store: %s", sqlite3_errmsg(c->db));
+    sq_rconn_put(st, c);
+    return rc ? -1 : 0;
 }

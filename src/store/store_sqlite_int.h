@@ -46,7 +46,7 @@ void sq_read_job(sqlite3_stmt *s, store_job_t *j);
 
 typedef enum {
     OP_IMPORT_ENT, OP_IMPORT_REL, OP_IMPORT_OBS, OP_PATCH, OP_DELETE, OP_REL_DELETE, OP_JOB_INSERT,
-    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY
+    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY, OP_SQL
 } op_kind_t;
 
 typedef struct { char *a, *b; double w; } removed_rel_t;
@@ -82,6 +82,10 @@ typedef struct op {
     int attempts;
     char *reason;
     int64_t at_ms;
+    /* OP_SQL (store_sql.h) */
+    int (*sql_fn)(sqlite3 *db, void *arg, char *err, size_t errlen);
+    void *sql_arg;
+    void (*sql_free)(void *arg);
 
     /* graph changes to apply after the commit */
     uint64_t version;

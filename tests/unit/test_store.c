@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "graph/graph.h"
 #include "store/store.h"
+#include "store/store_sql.h"
 #include "test.h"
 
 static char tmpdir[64];
@@ -705,6 +706,62 @@ static void test_failed_op_rolls_back_alone(void) {
     cleanup(st, g);
 }
 
+/* ---- store_sql.h: a subsystem's own table, written and read through the extension point */
+
+static int sql_run(sqlite3 *db, void *arg, char *err, size_t errlen) {
+    if (sqlite3_exec(db, (const char *)arg, NULL, NULL, NULL) == SQLITE_OK) return 0;
+    snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    return -1;
+}
+
+static int sql_count(sqlite3 *db, void *arg, char *err, size_t errlen) {
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(v), 0) FROM ext", -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    long *out = arg;
+    if (sqlite3_step(s) == SQLITE_ROW) { out[0] = sqlite3_column_int64(s, 0); out[1] = sqlite3_column_int64(s, 1); }
+    sqlite3_finalize(s);
+    return 0;
+}
+
+static int freed;
+static void sql_free(void *arg) { (void)arg; freed++; }
+
+static void test_sql_extension(void) {
+    graph_t *g;
+    store_t *st = open_fresh(&g);
+    ASSERT_TRUE(st);
+    char err[256] = "";
+    ASSERT_EQ_INT(store_sql_write(st, sql_run, "CREATE TABLE IF NOT EXISTS ext(v INTEGER)", err, sizeof err), 0);
+    ASSERT_EQ_INT(store_sql_write(st, sql_run, "INSERT INTO ext VALUES (1), (2)", err, sizeof err), 0);
+    /* a failing write rolls back alone and says why */
+    ASSERT_EQ_INT(store_sql_write(st, sql_run, "INSERT INTO ext VALUES (40); INSERT INTO nope VALUES (1)", err, sizeof err), -1);
+    ASSERT_TRUE(strstr(err, "nope") != NULL);
+    cb_t a = {0, 9};
+    freed = 0;
+    ASSERT_EQ_INT(store_sql_write_async(st, sql_run, "INSERT INTO ext VALUES (4)", sql_free, on_done, &a), 0);
+    barrier(st);
+    ASSERT_EQ_INT(a.calls, 1);
+    ASSERT_EQ_INT(a.rc, 0);
+    ASSERT_EQ_INT(freed, 1);
+    long n[2] = {-1, -1};
+    ASSERT_EQ_INT(store_sql_read(st, sql_count, n, err, sizeof err), 0);
+    ASSERT_EQ_INT(n[0], 3);
+    ASSERT_EQ_INT(n[1], 7);
+    ASSERT_EQ_INT(store_sql_read(st, sql_run, "SELECT * FROM missing", err, sizeof err), -1);
+    ASSERT_TRUE(strstr(err, "missing") != NULL);
+    store_close(st);
+    /* durable: the rows are there after a reopen */
+    st = reopen();
+    ASSERT_TRUE(st);
+    n[0] = -1;
+    ASSERT_EQ_INT(store_sql_read(st, sql_count, n, err, sizeof err), 0);
+    ASSERT_EQ_INT(n[0], 3);
+    cleanup(st, g);
+}
+
 int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(test_import_and_get),
@@ -719,6 +776,7 @@ int main(void) {
         TEST_CASE(test_persists_across_reopen),
         TEST_CASE(test_group_commit_concurrent_inserts),
         TEST_CASE(test_failed_op_rolls_back_alone),
+        TEST_CASE(test_sql_extension),
     };
     return test_main("store", cases, (int)(sizeof cases / sizeof cases[0]));
 }
