@@ -65,11 +65,13 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-asan SAN=1 all
+	@$(MAKE) --no-print-directory -j$(NPROC) fuzz
 	@bash tests/run.sh
 
 # Runs the tests without the install step (for a quick loop while developing).
 test-only: all
 	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-asan SAN=1 all
+	@$(MAKE) --no-print-directory -j$(NPROC) fuzz
 	@bash tests/run.sh
 
 bench:
@@ -88,4 +90,4 @@ bench-nn: deps
 	@bash bench/nn_bench.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -7,7 +7,9 @@
 #   tests/run.sh                 everything
 #   tests/run.sh unit            unit tests only
 #   tests/run.sh integration     integration suites only
-# PREDICTD_TEST_TIMEOUT (seconds, default 300) bounds each part.
+#   tests/run.sh fuzz            the libFuzzer target only
+# PREDICTD_TEST_TIMEOUT (seconds, default 300) bounds each part; PREDICTD_FUZZ_SECONDS
+# (default 30) is how long the libFuzzer target runs.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -88,6 +90,44 @@ if [ "$WHAT" = all ] || [ "$WHAT" = unit ]; then
             run_part "unit $t" "$t"
         done
     done
+fi
+
+# libFuzzer on the ONNX loader/planner/runner (build-fuzz/, `make fuzz`): a bounded run on a
+# fresh corpus seeded with every committed test model and Debian's ONNX node test models.
+# Any crash, leak, sanitizer report or timeout makes libFuzzer exit non-zero: one failure.
+fuzz_part() {
+    local bin=build-fuzz/fuzz_nn_load secs=${PREDICTD_FUZZ_SECONDS:-30}
+    if [ ! -x "$bin" ]; then
+        missing "$bin not built (make fuzz; needs clang and libclang-rt-14-dev)"
+        return
+    fi
+    local corpus="$TMP/fuzz-corpus"
+    mkdir -p "$corpus" "$TMP/fuzz-artifacts"
+    cp tests/models/*.onnx "$corpus"/
+    local d
+    for d in /usr/share/libonnx-testdata/data/node/test_{lstm,gru,rnn,gemm,matmul,slice,gather,reshape,concat,transpose,softmax}*; do
+        [ -f "$d/model.onnx" ] && cp "$d/model.onnx" "$corpus/$(basename "$d").onnx"
+    done
+    echo "=== fuzz $bin (${secs}s, $(ls "$corpus" | wc -l) seed models)"
+    local log="$TMP/fuzz.log" rc
+    timeout --kill-after=10 $((secs + 120)) "$bin" -max_total_time="$secs" -seed=1 -timeout=10 \
+        -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$TMP/fuzz-artifacts/" "$corpus" >"$log" 2>&1
+    rc=$?
+    grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$log"
+    if [ "$rc" -eq 0 ] && grep -q '^Done [0-9]* runs' "$log"; then
+        echo "1 passed, 0 failed"
+        TOTAL_PASSED=$((TOTAL_PASSED + 1))
+    else
+        tail -n 60 "$log"
+        ls "$TMP/fuzz-artifacts"
+        echo "!!! fuzz: libFuzzer exited with status $rc"
+        TOTAL_FAILED=$((TOTAL_FAILED + 1))
+        FAILED_PARTS+=("fuzz $bin")
+    fi
+}
+
+if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then
+    fuzz_part
 fi
 
 if [ "$WHAT" = all ] || [ "$WHAT" = integration ]; then
