@@ -689,11 +689,17 @@ static void describe_metrics(metrics_t *m) {
                      "Chunks moved to the dead-letter list after max_attempts.", NULL, 0);
     metrics_describe(m, "predictd_jobs_submitted_total", METRIC_COUNTER,
                      "Jobs accepted, by model.", NULL, 0);
+    metrics_describe(m, "predictd_jobs_inline_total", METRIC_COUNTER,
+                     "Jobs computed during their submission (jobs.inline_max_entities).", NULL, 0);
+    metrics_describe(m, "predictd_jobs_inline_entities_total", METRIC_COUNTER,
+                     "Entities of chunks settled during their job's submission (cache hits in them included).", NULL, 0);
     metrics_describe(m, "predictd_lease_expired_total", METRIC_COUNTER,
                      "Chunk leases taken back by the watchdog (holder stuck past lease_ms).", NULL, 0);
     metrics_counter_add(m, "predictd_chunk_retries_total", NULL, 0);
     metrics_counter_add(m, "predictd_lease_expired_total", NULL, 0);
     metrics_counter_add(m, "predictd_deadletters_total", NULL, 0);
+    metrics_counter_add(m, "predictd_jobs_inline_total", NULL, 0);
+    metrics_counter_add(m, "predictd_jobs_inline_entities_total", NULL, 0);
 }
 
 /* ---- start / stop ------------------------------------------------------------------- */
@@ -1014,6 +1020,10 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     /* chunks served whole from the result cache are stored with the job, not queued */
     jobs_prefill_t pf;
     jobs_cache_prefill(j, md, params, params_json, blob.data, blob.len, n, cs, &pf);
+    /* a small job of per-entity formulas is computed here and stored COMPLETED */
+    char job_id[32];
+    make_job_id(job_id);
+    jobs_inline_fill(j, md, params, job_id, blob.data, blob.len, n, cs, &pf);
     const long n_chunks = n_chunks_all - (long)pf.n_settled; /* to compute */
     pthread_mutex_lock(&j->mu);
     long queued = (long)(j->heap_n + j->delayed_n) + j->reserved_chunks;
@@ -1037,7 +1047,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
 
     store_new_job_t nj;
     memset(&nj, 0, sizeof nj);
-    make_job_id(nj.job.id);
+    memcpy(nj.job.id, job_id, sizeof nj.job.id);
     snprintf(nj.job.model, sizeof nj.job.model, "%s", md->name);
     nj.job.status = JOB_QUEUED;
     nj.job.priority = priority;
@@ -1050,7 +1060,8 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     nj.job.chunks_done = (long)pf.n_settled;
     nj.job.successful = pf.successful;
     nj.job.failed = pf.failed;
-    if (n_chunks == 0) { /* every entity served from the cache: done at submission */
+    nj.job.exec_ms = pf.exec_ms;
+    if (n_chunks == 0) { /* every entity served from the cache or computed inline: done */
         nj.job.status = JOB_COMPLETED;
         nj.job.started_at = nj.job.finished_at = nj.job.created_at;
     }
@@ -1087,6 +1098,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     }
     long ahead_all = (long)(j->heap_n + j->delayed_n);
     pthread_mutex_unlock(&j->mu);
+    const long pf_inline = pf.inline_n, pf_inline_failed = pf.inline_failed;
     jobs_prefill_free(&pf);
     json_decref(params);
     params = NULL;
@@ -1094,10 +1106,16 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
 
     if (rc == 0) {
         *job = nj.job;
-        if (n_chunks == 0) jobs_publish_finished(j, job); /* served whole from the cache */
-        char lab[64];
+        if (n_chunks == 0) jobs_publish_finished(j, job); /* served whole at submission */
+        char lab[96];
         model_labels(md, lab, sizeof lab);
         metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
+        if (pf_inline > 0) { /* as a worker's chunk commit counts them */
+            snprintf(lab, sizeof lab, "model=\"%s\",outcome=\"ok\"", md->name);
+            metrics_counter_add(j->m, "predictd_predictions_total", lab, (double)(pf_inline - pf_inline_failed));
+            snprintf(lab, sizeof lab, "model=\"%s\",outcome=\"error\"", md->name);
+            metrics_counter_add(j->m, "predictd_predictions_total", lab, (double)pf_inline_failed);
+        }
         return 0;
     }
     if (rc == 1) {

@@ -111,7 +111,8 @@ fail:
 }
 
 void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf) {
-    if (pf->n_settled) cache_count(cache_of(j), &pf->scope, pf->successful + pf->failed, 0);
+    long hits = pf->successful + pf->failed - pf->inline_n; /* inline chunks counted as they ran */
+    if (hits > 0) cache_count(cache_of(j), &pf->scope, hits, 0);
 }
 
 void jobs_cache_run_free(jobs_cache_run_t *r) {

@@ -99,6 +99,10 @@ typedef struct {
     size_t n_settled;
     uint8_t *done;               /* per chunk: 1 settled here */
     long successful, failed;     /* entities of the settled chunks */
+    long inline_n;               /* of those, in chunks settled by jobs_inline.c (their cache
+                                  * hits and misses were counted as they ran) */
+    long inline_failed;          /* ... with an error code */
+    double exec_ms;              /* the time that took */
     cache_scope_t scope;
 } jobs_prefill_t;
 /* Fills pf for a job of n entities (ids: NUL-separated blob) in chunks of cs. 0 always (a
@@ -106,6 +110,13 @@ typedef struct {
 int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
                        const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf);
 void jobs_prefill_free(jobs_prefill_t *pf);
+/* jobs_inline.c: computes the chunks pf has not settled during the submission when the
+ * model allows it (xInline) and they hold at most jobs.inline_max_entities entities, adding
+ * them to pf as settled chunks (results also go into the cache). job_id: the id the job
+ * will be stored under (for events the model raises). Returns the number of chunks it
+ * settled; a model failure leaves the remaining chunks to the queue. */
+long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const char *job_id,
+                      const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf);
 /* The job was stored: counts its prefilled entities as cache hits. */
 void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf);
 

@@ -151,4 +151,5 @@ const model_t MODEL_BIFURCATION = {
     .xParse = bif_parse,
     .xRunChunk = bif_run,
     .xRender = bif_render,
+    .xInline = models_inline_always,
 };

@@ -395,4 +395,5 @@ const model_t MODEL_EWS = {
     .xParse = ews_parse,
     .xRunChunk = ews_run,
     .xRender = ews_render,
+    .xInline = models_inline_always,
 };

@@ -184,6 +184,9 @@ static void ising_render(const double *v, int n, buf_t *out) {
     buf_putc(out, '}');
 }
 
+/* The analytic result is a per-entity formula; Monte Carlo simulates the whole job. */
+static int ising_inline(const json_t *params) { return !ising_is_mc(params); }
+
 const model_t MODEL_ISING = {
     .name = "ising",
     .n_outputs = 4,
@@ -193,4 +196,5 @@ const model_t MODEL_ISING = {
     .xPrepare = ising_mc_prepare,
     .xFreeState = ising_mc_free,
     .xRender = ising_render,
+    .xInline = ising_inline,
 };

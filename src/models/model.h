@@ -90,6 +90,10 @@ typedef struct model {
      * to blob. 0 ok, -1 err. */
     int (*xDefaultEntities)(const model_env_t *env, const json_t *params, buf_t *blob,
                             long *n, model_error_t *err);
+    /* 1 when a small job with these (normalised) parameters is cheap enough to compute during
+     * its submission (jobs.inline_max_entities): per-entity formulas, no whole-job
+     * simulation, no summary. NULL: never. */
+    int (*xInline)(const json_t *params);
 } model_t;
 
 /* Registry of built-in models. NULL when unknown. */

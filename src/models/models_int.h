@@ -35,6 +35,8 @@ int models_threads_for(long work, int cap);
 
 /* ising.c <-> ising_mc.c */
 int ising_is_mc(const json_t *params);
+/* model_t.xInline for models computed entity by entity whatever the parameters. */
+int models_inline_always(const json_t *params);
 int ising_mc_prepare(const model_env_t *env, const json_t *params, const char *const *ids,
                      long n, void **state, char *err, size_t errlen);
 void ising_mc_free(void *state);

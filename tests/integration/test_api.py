@@ -233,7 +233,8 @@ def test_csv_import_with_cli_url_and_offline():
 @suite.test
 def test_ising_job_end_to_end_against_closed_form():
     rng = random.Random(11)
-    env = {"PREDICTD_JOBS_CHUNK_SIZE": "64"}
+    # the queue path: small jobs would be computed in their submission (see the inline test)
+    env = {"PREDICTD_JOBS_CHUNK_SIZE": "64", "PREDICTD_JOBS_INLINE_MAX_ENTITIES": "0"}
     with Server(env=env) as s:
         c = s.client()
         ents, rels, oracle = random_graph(rng, 700, 2100)
@@ -287,6 +288,87 @@ def test_ising_job_end_to_end_against_closed_form():
         ok(unknown["error"].get("message"), "unknown id's error message", unknown)
         # results come in submission order
         eq([r["entity_id"] for r in res], list(dict.fromkeys(ids)), "results in submission order")
+        s.check_clean_exit()
+
+
+def _counter(c, name, labels=""):
+    text = c.expect(200, "GET", "/metrics").body.decode()
+    m = re.search(r"^%s%s ([0-9.e+]+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+@suite.test
+def test_small_job_is_computed_in_its_submission():
+    rng = random.Random(12)
+    env = {"PREDICTD_JOBS_CHUNK_SIZE": "64", "PREDICTD_JOBS_INLINE_MAX_ENTITIES": "300"}
+    with Server(env=env) as s:
+        c = s.client()
+        ents, rels, oracle = random_graph(rng, 400, 1200)
+        load_graph(c, ents, rels)
+        ids = [e["entity_id"] for e in ents]
+        rng.shuffle(ids)
+        small = ids[:250] + ["NOPE-1", ids[5]]  # 251 distinct: under the limit, 4 chunks of 64
+        r = c.submit(small, temperature=0.9, horizon="12h")
+        eq(r.status, 202, "submit status")
+        b = r.json
+        eq(b["status"], "COMPLETED", "a small job is answered COMPLETED")
+        # the results are readable at once and equal the closed form
+        j = c.job(b["job_id"])
+        eq(j["status"], "COMPLETED", "job status")
+        eq(j["progress"], 1.0, "progress")
+        eq(j["results_ready"], True, "results_ready")
+        res, meta, pages = c.all_results(b["job_id"], limit=100)
+        check_job_results(res, small, oracle, 0.9, 12.0, "inline job")
+        eq([x["entity_id"] for x in res], list(dict.fromkeys(small)), "results in submission order")
+        eq(meta["total_entities"], 251, "total_entities")
+        eq(meta["failed"], sum(1 for i in dict.fromkeys(small) if oracle.predict(i, 0.9, 12.0) is None),
+           "failed (the unknown id and entities without a spin)")
+        eq(_counter(c, "predictd_jobs_inline_total"), 1.0, "one inline job counted")
+        eq(_counter(c, "predictd_jobs_inline_entities_total"), 251.0, "its entities counted")
+        eq(_counter(c, "predictd_predictions_total", '{model="ising",outcome="ok"}') +
+           _counter(c, "predictd_predictions_total", '{model="ising",outcome="error"}'), 251.0,
+           "predictions counted")
+        # its results went into the cache: the same request again is served from it (all but
+        # the unknown id, which is never cached: its chunk is computed again, the rest hits)
+        hits0 = _counter(c, "predictd_cache_hits_total", '{model="ising"}')
+        b2 = c.submit(small, temperature=0.9, horizon="12h").json
+        eq(b2["status"], "COMPLETED", "repeat completed at submission")
+        eq(_counter(c, "predictd_cache_hits_total", '{model="ising"}') - hits0, 250.0,
+           "the repeat's known entities came from the cache")
+        # over the limit: queued as usual, and correct
+        big = ids[:350]
+        b3 = c.submit(big, temperature=1.1, horizon="12h").json
+        eq(b3["status"], "QUEUED", "a job over inline_max_entities is queued")
+        t0 = time.time()
+        while c.job(b3["job_id"])["status"] != "COMPLETED":
+            ok(time.time() - t0 < 60 * SLOW, "queued job finishes")
+            time.sleep(0.01)
+        res3, _, _ = c.all_results(b3["job_id"])
+        check_job_results(res3, big, oracle, 1.1, 12.0, "queued job")
+        # the limit counts what is left after the cache: 250 of these 350 are cached now
+        b5 = c.submit(ids[100:450], temperature=0.9, horizon="12h").json
+        eq(b5["status"], "COMPLETED", "150 cached + 200 to compute: inline")
+        # Monte Carlo simulates the whole job: never inline
+        r4 = c.expect(202, "POST", "/api/v1/predict/batch/ising",
+                      {"entity_ids": ids[:10], "prediction_type": "spin_flip_probability",
+                       "parameters": {"temperature": 0.9, "time_horizon": "12h", "method": "monte_carlo",
+                                      "samples": 4, "seed": 1}}).json
+        eq(r4["status"], "QUEUED", "a Monte Carlo job is queued")
+        eq(_counter(c, "predictd_jobs_inline_total"), 3.0, "the Monte Carlo job was not inline")
+        s.check_clean_exit()
+    # and after a restart (kill -9 right after the 202), the inline job is still complete
+    with Server(env=env) as s:
+        c = s.client()
+        ents, rels, oracle = random_graph(rng, 50, 100)
+        load_graph(c, ents, rels)
+        ids = [e["entity_id"] for e in ents]
+        jid = c.submit(ids, temperature=1.3).json["job_id"]
+        s.kill9()
+        s.start()
+        c = s.client()
+        eq(c.job(jid)["status"], "COMPLETED", "inline job after kill -9")
+        res, _, _ = c.all_results(jid)
+        check_job_results(res, ids, oracle, 1.3, 24.0, "inline job after kill -9")
         s.check_clean_exit()
 
 

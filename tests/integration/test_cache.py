@@ -16,7 +16,8 @@ from helper import (Server, Suite, check_job_results, eq, load_graph, ok, random
 
 suite = Suite("cache")
 # small chunks: jobs span many chunks, so whole-chunk prefill and partial hits both happen
-ENV = {"PREDICTD_JOBS_CHUNK_SIZE": "16"}
+# the queue path (what the cache saves the workers); inline jobs: test_api's inline test
+ENV = {"PREDICTD_JOBS_CHUNK_SIZE": "16", "PREDICTD_JOBS_INLINE_MAX_ENTITIES": "0"}
 T_VALUES = (0.7, 1.5)
 
 

@@ -83,6 +83,7 @@ static void fx_config(fx_t *f) {
     snprintf(f->cfg.store_synchronous, sizeof f->cfg.store_synchronous, "normal");
     f->cfg.workers = 2;
     f->cfg.chunk_size = 4;
+    f->cfg.inline_max_entities = 0; /* these tests are about the queue; inline jobs have their own */
     f->cfg.backoff_base_ms = 1;
     f->cfg.backoff_max_ms = 5;
 }
