@@ -19,8 +19,10 @@
  * [0.5, 0.6), so that they are computed, not served from a cache (a per-entity cache keyed by
  * parameters would otherwise answer most of them once the graph has been covered); phase 4
  * repeats one request with T = 0.5. --same-params: T = 0.5 everywhere, as loadgen.py does.
- * "completed_at_post" counts submissions answered COMPLETED at once (a cache hit): only phase 4
- * should have any (the default seed is the clock; pass --seed for repeatable samples).
+ * "completed_at_post" counts submissions answered COMPLETED at once: a cache hit (phase 4), or
+ * a small job predictd computed in its submission (jobs.inline_max_entities); a job answered
+ * COMPLETED still gets one status GET (it is what the e2e breakdown reads), then its results
+ * (the default seed is the clock; pass --seed for repeatable samples).
  *
  * Prints one line per phase, "name: {json}", and with --json FILE writes them all.
  * Exit status: 0 all phases ran clean, 1 a phase failed (its error is in the output),

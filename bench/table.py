@@ -98,7 +98,7 @@ def main():
         ("cache POST p99, 1 client (ms)", lambda d, s: get(d, "cache", "clients_1", "post", "p99_ms"), "lower", None),
         (f"cache POST p99, {clients} clients (ms)", lambda d, s: get(d, "cache", cN, "post", "p99_ms"), "lower", None),
         (f"cache POST+results p99, {clients} clients (ms)", lambda d, s: get(d, "cache", cN, "post_and_results", "p99_ms"), "lower", None),
-        ("phases 1-3: jobs answered COMPLETED at POST (cache hits)", lambda d, s: hits(d), "info", None),
+        ("phases 1-3: jobs answered COMPLETED at POST (computed in the submission; no cache hits: fresh samples and T)", lambda d, s: hits(d), "info", None),
         (f"cache: repeats answered COMPLETED at POST ({clients} clients)", lambda d, s: get(d, "cache", cN, "completed_at_post"), "info", None),
         ("RSS after the run, all processes (MiB)", lambda d, s: stack(s, "rss_kb", 1 / 1024), "lower", None),
         ("peak RSS, all processes (MiB)", lambda d, s: stack(s, "hwm_kb", 1 / 1024), "lower", None),
