@@ -42,35 +42,48 @@ typedef struct {
     node_t *tree;
     size_t used;
     rng_t *rng;
-    double *lo, *hi;  /* [d] scratch: a node's per-feature range */
-    int *cand;        /* [d] scratch: the non-constant features */
+    int *cand;        /* [d] scratch: the features in the order drawn */
 } grow_t;
 
-/* Grows the subtree over the rows idx[0..n) at depth; returns its node index. */
+/* The range of feature j over rows idx[0..n). */
+static void feature_range(const grow_t *g, const size_t *idx, size_t n, int j, double *lo, double *hi) {
+    double a = g->X[idx[0] * g->d + (size_t)j], b = a;
+    for (size_t i = 1; i < n; i++) {
+        double v = g->X[idx[i] * g->d + (size_t)j];
+        a = v < a ? v : a;
+        b = v > b ? v : b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+/* Grows the subtree over the rows idx[0..n) at depth; returns its node index. The split
+ * feature is drawn uniformly among those not constant in the node: features are drawn
+ * without replacement until one is not constant (as scikit-learn does), so only the
+ * drawn features' ranges are computed. */
 static int32_t grow(grow_t *g, size_t *idx, size_t n, int depth) {
     int32_t me = (int32_t)g->used++;
     node_t *nd = &g->tree[me];
-    int ncand = 0;
+    int j = -1;
+    double lo = 0, hi = 0;
     if (depth < g->height_limit && n > 1) {
-        for (size_t j = 0; j < g->d; j++) g->lo[j] = g->hi[j] = g->X[idx[0] * g->d + j];
-        for (size_t i = 1; i < n; i++) {
-            const double *x = g->X + idx[i] * g->d;
-            for (size_t j = 0; j < g->d; j++) {
-                if (x[j] < g->lo[j]) g->lo[j] = x[j];
-                if (x[j] > g->hi[j]) g->hi[j] = x[j];
-            }
+        int *perm = g->cand;
+        for (size_t k = 0; k < g->d; k++) perm[k] = (int)k;
+        for (size_t k = 0; k < g->d && j < 0; k++) {
+            size_t pick = k + (size_t)rng_below(g->rng, (uint64_t)(g->d - k));
+            int tmp = perm[k];
+            perm[k] = perm[pick];
+            perm[pick] = tmp;
+            feature_range(g, idx, n, perm[k], &lo, &hi);
+            if (hi > lo) j = perm[k];
         }
-        for (size_t j = 0; j < g->d; j++)
-            if (g->hi[j] > g->lo[j]) g->cand[ncand++] = (int)j;
     }
-    if (ncand == 0) { /* external: height limit, one row, or all rows equal */
+    if (j < 0) { /* external: height limit, one row, or all rows equal */
         nd->feat = -1;
         nd->right = -1;
         nd->value = (double)depth + g->c_tab[n];
         return me;
     }
-    int j = g->cand[rng_below(g->rng, (uint64_t)ncand)];
-    double lo = g->lo[j], hi = g->hi[j];
     double thr = lo + rng_uniform(g->rng) * (hi - lo);
     if (!(thr < hi)) thr = lo; /* rounding: keep the max on the right so both sides have rows */
     size_t a = 0, b = n; /* partition: x[j] <= thr first */
@@ -101,9 +114,10 @@ int iforest_fit(iforest_t **out, const double *X, size_t n, size_t d, const ifor
     iforest_t *f = calloc(1, sizeof *f);
     size_t *idx = malloc(n * sizeof *idx);
     double *c_tab = malloc((psi + 1) * sizeof *c_tab);
-    double *lohi = malloc(2 * d * sizeof *lohi);
     int *cand = malloc(d * sizeof *cand);
-    if (!f || !idx || !c_tab || !lohi || !cand) goto oom;
+    double *sample = malloc(psi * d * sizeof *sample);
+    size_t *local = malloc(psi * sizeof *local);
+    if (!f || !idx || !c_tab || !cand || !sample || !local) goto oom;
     f->d = d;
     f->n_trees = p->n_trees;
     f->psi = psi;
@@ -122,8 +136,8 @@ int iforest_fit(iforest_t **out, const double *X, size_t n, size_t d, const ifor
     rng_t rng;
     rng_seed(&rng, p->seed);
     for (size_t i = 0; i < n; i++) idx[i] = i;
-    grow_t g = {.X = X, .d = d, .height_limit = height_limit, .c_tab = c_tab, .rng = &rng,
-                .lo = lohi, .hi = lohi + d, .cand = cand};
+    grow_t g = {.X = sample, .d = d, .height_limit = height_limit, .c_tab = c_tab, .rng = &rng,
+                .cand = cand};
     for (int t = 0; t < p->n_trees; t++) {
         /* psi rows without replacement: a partial Fisher-Yates shuffle. idx is a permutation
          * of 0..n-1 whatever earlier trees left in it, so the first psi are a uniform draw. */
@@ -133,23 +147,30 @@ int iforest_fit(iforest_t **out, const double *X, size_t n, size_t d, const ifor
             idx[i] = idx[k];
             idx[k] = tmp;
         }
+        /* the sample is copied next to each other (psi x d doubles: in L1 for 256 x 15),
+         * so growing the tree reads no row of X at random */
+        for (size_t i = 0; i < psi; i++) {
+            memcpy(sample + i * d, X + idx[i] * d, d * sizeof *sample);
+            local[i] = i;
+        }
         g.tree = f->nodes + (size_t)t * f->max_nodes;
         g.used = 0;
-        /* grow() reorders idx[0..psi) only: still a permutation */
-        grow(&g, idx, psi, 0);
+        grow(&g, local, psi, 0);
     }
     free(idx);
     free(c_tab);
-    free(lohi);
     free(cand);
+    free(sample);
+    free(local);
     *out = f;
     return 0;
 oom:
     snprintf(err, errlen, "iforest: out of memory for %zu rows", n);
     free(idx);
     free(c_tab);
-    free(lohi);
     free(cand);
+    free(sample);
+    free(local);
     iforest_free(f);
     return -1;
 }
@@ -176,6 +197,18 @@ double iforest_score(const iforest_t *f, const double *x) {
     return exp2(-iforest_path_length(f, x) / f->c_psi);
 }
 
+/* The same sums as iforest_score (trees added in the same order, so the same bits), tree by
+ * tree over the rows: one tree's nodes stay in cache for all the rows. */
 void iforest_score_rows(const iforest_t *f, const double *X, size_t n, double *out) {
-    for (size_t i = 0; i < n; i++) out[i] = iforest_score(f, X + i * f->d);
+    for (size_t i = 0; i < n; i++) out[i] = 0;
+    for (int t = 0; t < f->n_trees; t++) {
+        const node_t *tree = f->nodes + (size_t)t * f->max_nodes;
+        for (size_t r = 0; r < n; r++) {
+            const double *x = X + r * f->d;
+            int32_t i = 0;
+            while (tree[i].feat >= 0) i = x[tree[i].feat] <= tree[i].value ? i + 1 : tree[i].right;
+            out[r] += tree[i].value;
+        }
+    }
+    for (size_t r = 0; r < n; r++) out[r] = f->c_psi > 0 ? exp2(-(out[r] / (double)f->n_trees) / f->c_psi) : 0.5;
 }

@@ -1,7 +1,7 @@
 /* Isolation forest (Liu, Ting, Zhou 2008): n_trees random trees, each grown on a subsample
  * of psi = min(subsample, n) rows drawn without replacement, to a height limit of
  * ceil(log2(psi)); a node splits on a feature drawn uniformly among those not constant in
- * it, at a threshold uniform between that feature's min and max there. The path length of
+ * it (drawn without replacement until one is not constant), at a threshold uniform between that feature's min and max there. The path length of
  * x in a tree is the depth of the external node it reaches plus c(size of that node); the
  * anomaly score is s(x) = 2^(-E(h(x)) / c(psi)) with
  *     c(n) = 2 H(n-1) - 2 (n-1) / n,   H(i) = 1 + 1/2 + ... + 1/i  (c(1) = 0, c(0) = 0).
