@@ -58,7 +58,7 @@ static const key_def_t KEYS[] = {
     {"sessions", "reference_max", I(sessions_reference_max), "10000", 0, 1000000, "reference rows the forest is fitted on besides the batch (reservoir sample of past batches, kept in SQLite)"},
     {"sessions", "trees", I(sessions_trees), "100", 1, 10000, "isolation forest: trees"},
     {"sessions", "subsample", I(sessions_subsample), "256", 2, 1000000, "isolation forest: rows drawn per tree"},
-    {"sessions", "seed", L(sessions_seed), "20261125", 0, 1L << 62, "seed of the forest and the reservoir (batch k uses stream k): same data, same scores"},
+    {"sessions", "seed", L(sessions_seed), "20261125", 0, 1L << 62, "seed of the forest and the reservoir (batch k draws from streams 2k and 2k+1): same data, same scores"},
     {"sessions", "max_events", I(sessions_max_events), "10000", 1, 1000000, "events per telemetry array (pointer, clicks, keys); more gets 413"},
     {"sessions", "max_queued", L(sessions_max_queued), "100000", 1, 1L << 40, "queued sessions; a new submission over it gets 429 with Retry-After"},
     {"sessions", "autostart", I(sessions_autostart), "1", 0, 1, "1: the scheduler runs from the start; 0: only after POST /api/v1/batch/scheduler/start"},
@@ -243,7 +243,8 @@ void config_print_yaml(const predictd_config_t *cfg, FILE *out) {
             fprintf(out, "%s:\n", section);
         }
         fprintf(out, "  %s: ", KEYS[i].key);
-        print_value(cfg, &KEYS[i], out);
+        if (strcmp(KEYS[i].key, "admin_key") == 0 && cfg->sessions_admin_key[0]) fprintf(out, "\"(set, not shown)\"");
+        else print_value(cfg, &KEYS[i], out);
         fprintf(out, "   # %s\n", KEYS[i].doc);
     }
 }
