@@ -181,7 +181,9 @@ fail:
 /* Takes the batch (waiting for one in progress) and runs it. */
 int sessions_process_now(sessions_t *s, sessions_batch_report_t *rep, char *err, size_t errlen) {
     pthread_mutex_lock(&s->mu);
+    s->waiting++;
     while (s->running) pthread_cond_wait(&s->cv, &s->mu);
+    s->waiting--;
     s->running = 1;
     pthread_mutex_unlock(&s->mu);
     int rc = run_batch(s, s->cfg.sessions_max_batch, rep, err, errlen);
@@ -194,7 +196,9 @@ int sessions_process_now(sessions_t *s, sessions_batch_report_t *rep, char *err,
 
 int sessions_clear(sessions_t *s, int all, long *deleted, char *err, size_t errlen) {
     pthread_mutex_lock(&s->mu);
+    s->waiting++;
     while (s->running) pthread_cond_wait(&s->cv, &s->mu);
+    s->waiting--;
     s->running = 1; /* no batch reads the queue while it is cleared */
     s->in_batch = 0;
     pthread_mutex_unlock(&s->mu);
@@ -244,7 +248,7 @@ static void *sched_main(void *arg) {
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        if (s->enabled && !s->running) {
+        if (s->enabled && !s->running && !s->waiting) {
             sessions_sched_in_t in = {.now_ms = now, .queued = atomic_load(&s->queued),
                                       .last_run_ms = s->last_run_ms ? s->last_run_ms : s->opened_ms,
                                       .failures = s->failures, .last_failure_ms = s->last_failure_ms};

@@ -25,6 +25,7 @@ struct sessions {
     int stop;              /* the scheduler thread should end */
     int enabled;           /* the scheduler runs batches */
     int running;           /* a batch is in progress (scheduler or process_now) */
+    int waiting;           /* process_now / clear calls waiting for it: the scheduler lets them go first */
     long in_batch;         /* sessions in that batch */
     int64_t opened_ms;
     int64_t last_run_ms;   /* last successful batch (from session_meta at open), 0 never */
