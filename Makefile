@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps run test test-only bench bench-graph bench-nn clean
+.PHONY: all deps run test test-only bench bench-graph bench-nn bench-sessions clean
 all: $(BUILD)/predictd $(UNIT_BINS) $(BENCH_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -88,6 +88,12 @@ bench-graph: deps
 bench-nn: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bash bench/nn_bench.sh
+
+# Session scoring (issue 7): the isolation forest beside scikit-learn, submit latency p99.
+bench-sessions:
+	@PREDICTD_BENCH_DEPS=1 bash scripts/install-deps.sh
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@bash bench/sessions_bench.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

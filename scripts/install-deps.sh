@@ -13,6 +13,7 @@ PKGS=(
 # bench only: the Python peer (FastAPI + Celery + Redis) it is measured against
 if [ "${PREDICTD_BENCH_DEPS:-0}" = 1 ]; then
   PKGS+=(redis-server python3-fastapi python3-uvicorn python3-celery python3-redis python3-numpy)
+  PKGS+=(python3-sklearn) # bench/iforest_bench.py: scikit-learn's IsolationForest beside ours
 fi
 missing=()
 for p in "${PKGS[@]}"; do

@@ -101,5 +101,14 @@ void api_kserve_repo_action(api_req_t *rq, api_resp_t *rs);
 void api_kserve_model_get(api_req_t *rq, api_resp_t *rs);
 void api_kserve_model_post(api_req_t *rq, api_resp_t *rs);
 void api_events_get(api_req_t *rq, api_resp_t *rs);       /* api_events.c */
+/* api_sessions.c: session scoring and the seed's batch endpoints */
+void api_sessions_score(api_req_t *rq, api_resp_t *rs);
+void api_batch_stats(api_req_t *rq, api_resp_t *rs);
+void api_batch_process(api_req_t *rq, api_resp_t *rs);
+void api_batch_result(api_req_t *rq, api_resp_t *rs);
+void api_batch_sched_start(api_req_t *rq, api_resp_t *rs);
+void api_batch_sched_stop(api_req_t *rq, api_resp_t *rs);
+void api_batch_sched_status(api_req_t *rq, api_resp_t *rs);
+void api_batch_clear(api_req_t *rq, api_resp_t *rs);
 
 #endif

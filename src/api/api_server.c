@@ -79,6 +79,14 @@ static const route_t ROUTES[] = {
     {"/v2/models/{*}", "GET", api_kserve_model_get, 0},
     {"/v2/models/{*}", "POST", api_kserve_model_post, 0},
     {"/api/v1/events", "GET", api_events_get, 0},
+    {"/api/v1/sessions/score", "POST", api_sessions_score, 1},
+    {"/api/v1/batch/stats", "GET", api_batch_stats, 0},
+    {"/api/v1/batch/process", "POST", api_batch_process, 1},
+    {"/api/v1/batch/result/{sessionId}", "GET", api_batch_result, 0},
+    {"/api/v1/batch/scheduler/start", "POST", api_batch_sched_start, 1},
+    {"/api/v1/batch/scheduler/stop", "POST", api_batch_sched_stop, 1},
+    {"/api/v1/batch/scheduler/status", "GET", api_batch_sched_status, 0},
+    {"/api/v1/batch/clear", "POST", api_batch_clear, 1},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

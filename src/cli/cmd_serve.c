@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "serving/serving.h"
+#include "sessions/sessions.h"
 
 static void serve_usage(FILE *out) {
     fprintf(out,
@@ -178,6 +179,10 @@ int cmd_serve(int argc, char **argv) {
         LOG_E("cannot open the model repository", "dir=%s reason=\"%s\"", app.cfg.models_dir, err);
         goto done;
     }
+    if (sessions_open(&app.sessions, &app.cfg, app.store, app.metrics, err, sizeof err)) {
+        LOG_E("cannot start session scoring", "reason=\"%s\"", err);
+        goto done;
+    }
     if (api_start(&api, &app, err, sizeof err)) {
         LOG_E("cannot start the HTTP API", "listen=%s reason=\"%s\"", app.cfg.listen, err);
         goto done;
@@ -208,6 +213,8 @@ int cmd_serve(int argc, char **argv) {
     api = NULL;
     jobs_free(app.jobs);
     app.jobs = NULL;
+    sessions_close(app.sessions); /* after the API, before the store: a batch in progress finishes */
+    app.sessions = NULL;
     store_close(app.store);
     app.store = NULL;
     cache_free(app.cache); /* after the store: its apply hook points at the cache */
@@ -219,6 +226,7 @@ done:
     api_free(api);
     jobs_free(app.jobs);
     bus_free(app.bus); /* after the jobs: they publish on it */
+    sessions_close(app.sessions);
     store_close(app.store);
     cache_free(app.cache);
     graph_free(app.graph);

@@ -49,6 +49,26 @@ static const key_def_t KEYS[] = {
     {"cache", "ttl_bifurcation_s", I(cache_ttl_bifurcation_s), "300", 1, 31536000, "seconds a cached bifurcation result may be served"},
     {"models", "dir", S(models_dir), "", 0, 0, "ONNX model repository (DIR/{name}/{version}/model.onnx + optional config.yaml) served at /v2; empty: no models"},
     {"log", "level", S(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"sessions", "interval_s", I(sessions_interval_s), "30", 1, 86400, "session scheduler: seconds between looks at the queue"},
+    {"sessions", "min_batch", I(sessions_min_batch), "10", 1, 100000, "session scheduler: run a batch when at least this many sessions are queued"},
+    {"sessions", "max_wait_s", I(sessions_max_wait_s), "300", 0, 86400 * 7, "session scheduler: or when this many seconds passed since the last batch (and one is queued)"},
+    {"sessions", "max_batch", I(sessions_max_batch), "50", 1, 100000, "sessions scored per batch, at most"},
+    {"sessions", "retry_base_ms", I(sessions_retry_base_ms), "1000", 1, 3600000, "a failed batch is retried after this delay, doubled per consecutive failure"},
+    {"sessions", "retry_max_ms", I(sessions_retry_max_ms), "300000", 1, 86400000, "cap on the retry delay of a failed batch"},
+    {"sessions", "retention_s", I(sessions_retention_s), "604800", 1, 315360000, "processed sessions older than this (since their batch) are deleted"},
+    {"sessions", "reference_max", I(sessions_reference_max), "10000", 0, 1000000, "reference rows the forest is fitted on besides the batch (reservoir sample of past batches, kept in SQLite)"},
+    {"sessions", "trees", I(sessions_trees), "100", 1, 10000, "isolation forest: trees"},
+    {"sessions", "subsample", I(sessions_subsample), "256", 2, 1000000, "isolation forest: rows drawn per tree"},
+    {"sessions", "seed", L(sessions_seed), "20261125", 0, 1L << 62, "seed of the forest and the reservoir (batch k draws from streams 2k and 2k+1): same data, same scores"},
+    {"sessions", "max_events", I(sessions_max_events), "10000", 1, 1000000, "events per telemetry array (pointer, clicks, keys); more gets 413"},
+    {"sessions", "max_queued", L(sessions_max_queued), "100000", 1, 1L << 40, "queued sessions; a new submission over it gets 429 with Retry-After"},
+    {"sessions", "autostart", I(sessions_autostart), "1", 0, 1, "1: the scheduler runs from the start; 0: only after POST /api/v1/batch/scheduler/start"},
+    {"sessions", "heuristic_review_pm", I(sessions_heuristic_review_pm), "400", 0, 1000, "heuristic score (per mille) from which the verdict is suspicious"},
+    {"sessions", "heuristic_bot_pm", I(sessions_heuristic_bot_pm), "700", 0, 1000, "heuristic score (per mille) from which the verdict is bot"},
+    {"sessions", "forest_review_pm", I(sessions_forest_review_pm), "550", 0, 1000, "isolation forest score (per mille) from which the verdict is suspicious"},
+    {"sessions", "forest_bot_pm", I(sessions_forest_bot_pm), "650", 0, 1000, "isolation forest score (per mille) from which the verdict is bot"},
+    {"sessions", "admin_key", S(sessions_admin_key), "", 0, 0, "key for POST /api/v1/batch/clear (header X-Admin-Key or Authorization: Bearer); empty: that endpoint is disabled"},
+    {"sessions", "fault_batch_failures", I(sessions_fault_batch_failures), "0", 0, 1000000, "testing: the first N session batch attempts fail (exercises the retry backoff)"},
     {"faults", "chunk_failures", I(fault_chunk_failures), "0", 0, 1000000, "testing: the first N chunk attempts fail (exercises retry and dead letters)"},
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
@@ -224,7 +244,8 @@ void config_print_yaml(const predictd_config_t *cfg, FILE *out) {
             fprintf(out, "%s:\n", section);
         }
         fprintf(out, "  %s: ", KEYS[i].key);
-        print_value(cfg, &KEYS[i], out);
+        if (strcmp(KEYS[i].key, "admin_key") == 0 && cfg->sessions_admin_key[0]) fprintf(out, "\"(set, not shown)\"");
+        else print_value(cfg, &KEYS[i], out);
         fprintf(out, "   # %s\n", KEYS[i].doc);
     }
 }

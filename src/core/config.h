@@ -38,6 +38,25 @@ typedef struct predictd_config {
     char models_dir[512];      /* ONNX model repository served over KServe v2; "" = none */
     /* log */
     char log_level[16];        /* debug | info | warn | error */
+    /* sessions (session anomaly scoring, docs/sessions.md) */
+    int sessions_interval_s;       /* scheduler: how often the queue is looked at */
+    int sessions_min_batch;        /* run when at least this many are queued ... */
+    int sessions_max_wait_s;       /* ... or this long after the last run */
+    int sessions_max_batch;        /* sessions per batch */
+    int sessions_retry_base_ms;    /* failed batch: first retry delay, doubling */
+    int sessions_retry_max_ms;     /* cap on that delay */
+    int sessions_retention_s;      /* processed sessions older than this are deleted */
+    int sessions_reference_max;    /* reference rows kept for the forest (reservoir) */
+    int sessions_trees;            /* isolation forest trees */
+    int sessions_subsample;        /* rows per tree */
+    long sessions_seed;            /* forest and reservoir seed */
+    int sessions_max_events;       /* per telemetry array */
+    long sessions_max_queued;      /* queued sessions; over it submissions get 429 */
+    int sessions_autostart;        /* 1: the scheduler runs from the start */
+    int sessions_heuristic_review_pm, sessions_heuristic_bot_pm; /* verdict thresholds, per mille */
+    int sessions_forest_review_pm, sessions_forest_bot_pm;
+    char sessions_admin_key[128];  /* POST /api/v1/batch/clear needs it; "" = disabled */
+    int sessions_fault_batch_failures; /* testing: the first N batch attempts fail */
     /* faults (testing the failure paths) */
     int fault_chunk_failures;  /* the first N chunk attempts fail (0 = off) */
 } predictd_config_t;
