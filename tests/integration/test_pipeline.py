@@ -550,6 +550,50 @@ def test_dead_letters_fail_the_run_with_reasons_and_interval_runs():
         eq(run_["trigger"], "interval", "trigger")
 
 
+@suite.test
+def test_inference_breaker_opens_after_ten_failures():
+    """A repository without the earnings model: each attempt of an earnings chunk is an
+    inference failure; after 10 the inference breaker opens and a normal chunk is refused
+    without running (its reason says so), then the run fails with the dead letters' reasons."""
+    repo = tempfile.mkdtemp(prefix="predictd-pipeline-nomodel-")
+    shutil.copytree(os.path.join(REPO, "normal_day"), os.path.join(repo, "normal_day"))
+    env = {"PREDICTD_JOBS_MAX_ATTEMPTS": "5", "PREDICTD_JOBS_BACKOFF_BASE_MS": "1",
+           "PREDICTD_JOBS_BACKOFF_MAX_MS": "5", "PREDICTD_PIPELINE_HOLIDAYS": HOLIDAY,
+           "PREDICTD_PIPELINE_CONSISTENCY_INTERVAL_S": "0", "PREDICTD_PIPELINE_BREAKER_OPEN_S": "3600"}
+    try:
+        with Server(args=["--models", repo], env=env) as s:
+            c = s.client()
+            post_features(c, vectors("E1", K, 1, earnings=True) + vectors("N1", K, 2))
+            c.expect(200, "POST", "/api/v1/calendar", [{"symbol": "E1", "date": MONDAY, "time": "bmo"}])
+            for _ in range(2):  # 2 runs x 5 attempts = 10 failures
+                d = run(c, {"symbols": ["E1"], "date": MONDAY})
+                eq((d["status"], d["failed"]), ("FAILED", 1), "no earnings model: failed")
+                ok("earnings_day" in d["failures"][0]["reason"], "the reason names the model", d["failures"])
+            m = c.expect(200, "GET", "/metrics").text
+            ok('predictd_pipeline_breaker_state{name="inference"} 1' in m, "inference breaker open",
+               [l for l in m.splitlines() if "breaker_state" in l])
+            d = run(c, {"symbols": ["N1"], "date": MONDAY})
+            eq(d["status"], "FAILED", "a normal run is refused while the breaker is open")
+            ok("inference circuit breaker open" in d["failures"][0]["reason"], "reason", d["failures"])
+            ok('predictd_pipeline_errors_total{type="breaker_open"}' in c.get("/metrics").text, "counted")
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
+
+
+@suite.test
+def test_bad_pipeline_config_refuses_to_start():
+    for key, value, words in (("PREDICTD_PIPELINE_MISSING_EARNINGS", "maybe", "pipeline.missing_earnings"),
+                              ("PREDICTD_PIPELINE_HOLIDAYS", "2026-11-26,Thanksgiving", "Thanksgiving")):
+        d = tempfile.mkdtemp(prefix="predictd-pipeline-cfg-")
+        try:
+            rc, out, err = run_cli(["serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(d, "data")],
+                                   env={key: value})
+            eq(rc, 1, "%s=%s: exit status" % (key, value))
+            ok(words in err, "the error names it", err[-400:])
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     try:
         sys.exit(suite.run())
