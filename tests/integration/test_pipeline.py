@@ -260,8 +260,7 @@ def test_reads_from_store_after_ttl_and_when_fast_layer_is_down():
         for i in range(4):
             post_features(c, vectors("S%d" % i, K, 100 + i))
         run(c, {"symbols": syms})
-        a = c.expect(200, "GET", "/api/v1/predictions/S0").json
-        eq(a["source"], "fast_layer", "fresh: fast layer")
+        a = c.expect(200, "GET", "/api/v1/predictions/S0").json  # (fresh: fast layer, unless 1 s went by)
         time.sleep(1.2)  # past the 1 s TTL
         b = c.expect(200, "GET", "/api/v1/predictions/S0").json
         eq(b["source"], "store", "expired: from the store")
@@ -286,8 +285,12 @@ def test_reads_from_store_after_ttl_and_when_fast_layer_is_down():
         ok(st and st[0].split()[-1] in ("1", "2"), "its breaker opened (open or, 1 s on, half-open)", st)
         # back up: the check finds every fresh symbol missing there, alerts and repairs
         c.expect(200, "POST", "/api/v1/pipeline/debug", {"fast_layer_down": False})
+        ev = Events(s.port, "pipeline.alert")
         r = c.expect(200, "POST", "/api/v1/pipeline/consistency").json
         eq((r["checked"], r["mismatched"], r["repaired"], r["alert"]), (4, 4, 4, True), "check report")
+        alert = ev.wait(lambda e: any(t == "pipeline.alert" for t, d in e))[0][1]
+        eq((alert["kind"], alert["mismatched"], alert["alert"]), ("consistency", 4, True), "pipeline.alert event")
+        ev.close()
         r2 = c.expect(200, "POST", "/api/v1/pipeline/consistency").json
         eq((r2["mismatched"], r2["alert"]), (0, False), "repaired")
         m = c.expect(200, "GET", "/metrics").text
@@ -312,7 +315,10 @@ class Events:
         self.sock.sendall(("GET /api/v1/events?topics=%s HTTP/1.1\r\nHost: x\r\n\r\n" % topics).encode())
         self.events = []
         self.lock = threading.Lock()
+        self.subscribed = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
+        # the handler subscribes before it answers: once the headers are here, no event is missed
+        ok(self.subscribed.wait(30 * SLOW), "the event stream answered")
 
     def _run(self):
         buf = b""
@@ -322,6 +328,9 @@ class Events:
                 if not d:
                     return
                 buf += d
+                if not self.subscribed.is_set() and b"\r\n\r\n" in buf:
+                    buf = buf.split(b"\r\n\r\n", 1)[1]
+                    self.subscribed.set()
                 while b"\n\n" in buf:
                     block, buf = buf.split(b"\n\n", 1)
                     topic = data = None
@@ -355,7 +364,6 @@ def test_window_trigger_events_and_csv_import():
     with server(env={"PREDICTD_PIPELINE_WINDOW_S": "1"}) as s:
         c = s.client()
         ev = Events(s.port, "prediction.updated,pipeline.run.completed,data.features.ready")
-        time.sleep(0.2)
         head = "symbol,timestamp,price," + ",".join("t%d" % i for i in range(NT))
         lines = [head]
         for r in vectors("CSV1", K, 11) + vectors("CSV2", K, 12):
