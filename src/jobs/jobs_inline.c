@@ -47,6 +47,7 @@ long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const 
     job_work_t w = {.params = (json_t *)params, .ids_blob = (char *)ids, .ids = ptr, .n = n, .prepared = 1};
     model_env_t env = j->env;
     env.job_id = job_id;
+    env.model_ctx = md->ctx;
     char err[256];
     double t0 = mono_s();
     for (long ch = 0; ch < n_chunks; ch++) {
