@@ -325,10 +325,11 @@ typedef struct {
     jobs_cache_run_t *cache_run; /* owned: results to cache once committed (NULL: none) */
 } commit_ctx_t;
 
-/* job.completed / job.failed once the job's last chunk settled: the store decides that in
- * the settling transaction, so it is read back here (a primary-key read on a reader
- * connection, after the commit). Two chunks settled in one group commit both see the job
- * finished: the runtime record's flag keeps it to one event (their items hold the record). */
+/* job.progress after each settled chunk, and job.completed / job.failed once the job's last
+ * chunk settled: the store decides that in the settling transaction, so it is read back here
+ * (a primary-key read on a reader connection, after the commit). Two chunks settled in one
+ * group commit both see the job finished: the runtime record's flag keeps it to one event
+ * (their items hold the record). */
 static void announce_if_finished(jobs_t *j, uint64_t token) {
     pthread_mutex_lock(&j->mu);
     struct bus *b = j->bus;
@@ -338,8 +339,9 @@ static void announce_if_finished(jobs_t *j, uint64_t token) {
     pthread_mutex_unlock(&j->mu);
     if (!id[0]) return;
     store_job_t job;
-    if (store_job_get(j->st, id, &job) != 0 || (job.status != JOB_COMPLETED && job.status != JOB_FAILED))
-        return;
+    if (store_job_get(j->st, id, &job) != 0) return;
+    jobs_publish_progress(j, &job);
+    if (job.status != JOB_COMPLETED && job.status != JOB_FAILED) return;
     pthread_mutex_lock(&j->mu);
     it = lease_find(j, token);
     int first = it && !it->rt->announced;
