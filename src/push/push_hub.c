@@ -501,8 +501,19 @@ void push_hub_stop(push_hub_t *h) {
     wake(h);
     if (h->fan_started) pthread_join(h->fan_t, NULL);
     if (h->io_started) pthread_join(h->io_t, NULL);
-    /* the I/O thread closed every client before it ended; one adopted after that was closed
-     * by push_hub_adopt itself */
+    /* The I/O thread closes every client before it ends and later adoptions are refused; any
+     * left (the thread never started, or could not allocate its poll set) are closed here:
+     * the HTTP server's stop waits for every upgraded connection. */
+    pthread_mutex_lock(&h->mu);
+    client_t *left = h->clients;
+    h->clients = NULL;
+    h->n_clients = 0;
+    pthread_mutex_unlock(&h->mu);
+    for (client_t *c = left, *next; c; c = next) {
+        next = c->next;
+        MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+        client_free(c);
+    }
 }
 
 void push_hub_free(push_hub_t *h) {
@@ -510,11 +521,6 @@ void push_hub_free(push_hub_t *h) {
     push_hub_stop(h);
     if (h->m) metrics_remove_collector(h->m, collect, h);
     bus_unsubscribe(h->bus, h->sub);
-    for (client_t *c = h->clients, *next; c; c = next) { /* only when the I/O thread never ran */
-        next = c->next;
-        MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
-        client_free(c);
-    }
     if (h->wake_fd >= 0) close(h->wake_fd);
     pthread_mutex_destroy(&h->mu);
     free(h);
