@@ -9,6 +9,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libopenblas-dev
   python3-onnx python3-numpy
   clang libclang-rt-14-dev
+  libwslay-dev nettle-dev python3-websockets
 )
 # bench only: the Python peer (FastAPI + Celery + Redis) it is measured against
 if [ "${PREDICTD_BENCH_DEPS:-0}" = 1 ]; then

@@ -20,6 +20,7 @@
 #include "store/store.h"
 
 struct MHD_Connection;
+struct MHD_UpgradeResponseHandle;
 
 typedef struct {
     predictd_t *app;
@@ -43,6 +44,15 @@ typedef struct {
     ssize_t (*stream_read)(void *cls, uint64_t pos, char *buf, size_t max);
     void (*stream_free)(void *cls);
     void *stream_cls;
+    /* An HTTP upgrade (WebSocket, api_push.c): when upgrade_fn is set the answer is 101 with
+     * Upgrade: upgrade_proto and the extra header below, and once it went out
+     * upgrade_fn(upgrade_cls, ...) gets the connection (libmicrohttpd's MHD_UpgradeHandler). */
+    void (*upgrade_fn)(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, int sock, struct MHD_UpgradeResponseHandle *urh);
+    void *upgrade_cls;
+    const char *upgrade_proto;
+    char extra_header_name[32]; /* one more response header ("" none) */
+    char extra_header_value[96];
 } api_resp_t;
 
 typedef void (*api_handler_fn)(api_req_t *rq, api_resp_t *rs);
@@ -124,5 +134,8 @@ void api_pipeline_consistency_post(api_req_t *rq, api_resp_t *rs);
 void api_pipeline_debug_post(api_req_t *rq, api_resp_t *rs);
 /* POST /api/v1/import/{features|calendar}: 1 handled (rs filled), 0 another kind. */
 int api_market_import(api_req_t *rq, api_resp_t *rs);
+/* api_push.c: WebSocket push (push/push_hub.h) and the test/ops publish route */
+void api_ws_get(api_req_t *rq, api_resp_t *rs);
+void api_events_publish(api_req_t *rq, api_resp_t *rs);
 
 #endif

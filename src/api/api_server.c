@@ -97,6 +97,8 @@ static const route_t ROUTES[] = {
     {"/api/v1/predictions", "GET", api_predictions_get, 0},
     {"/api/v1/predictions/{symbol}", "GET", api_prediction_get, 0},
     {"/api/v1/predictions/{symbol}/history", "GET", api_prediction_history, 0},
+    {"/api/v1/events/publish", "POST", api_events_publish, 1},
+    {"/api/v1/ws", "GET", api_ws_get, 0},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -212,7 +214,11 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, predictd_t *app, r
         api_error(rs, 500, "out_of_memory", NULL, "the response did not fit in memory");
     }
     struct MHD_Response *r;
-    if (rs->stream_read) { /* the stream owns stream_cls from here, freed by stream_free */
+    if (rs->upgrade_fn) { /* 101: libmicrohttpd hands the socket to upgrade_fn once it is sent */
+        buf_free(&rs->body);
+        r = MHD_create_response_for_upgrade(rs->upgrade_fn, rs->upgrade_cls);
+        if (r) MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, rs->upgrade_proto);
+    } else if (rs->stream_read) { /* the stream owns stream_cls from here, freed by stream_free */
         buf_free(&rs->body);
         r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, rs->stream_read,
                                               rs->stream_cls, rs->stream_free);
@@ -225,8 +231,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, predictd_t *app, r
     }
     buf_free(&rs->body);
     if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            rs->content_type ? rs->content_type : "application/json");
+    if (!rs->upgrade_fn)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                rs->content_type ? rs->content_type : "application/json");
+    if (rs->extra_header_name[0]) MHD_add_response_header(r, rs->extra_header_name, rs->extra_header_value);
     if (rs->allow[0]) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rs->allow);
     if (rs->retry_after_s > 0) {
         char ra[16];
@@ -494,7 +502,8 @@ int api_start(api_t **out, predictd_t *app, char *err, size_t errlen) {
                          "HTTP request latency by route template, from headers read to response queued",
                          NULL, 0);
     }
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_UPGRADE; /* WebSocket: GET /api/v1/ws (api_push.c) */
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     /* http_threads 0 (the default): a thread per connection, so a handler that waits (a
      * submission waits for its group commit) never holds up another client's requests;

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "market/pipeline.h"
+#include "push/push_hub.h"
 #include "serving/serving.h"
 #include "sessions/sessions.h"
 
@@ -176,6 +177,11 @@ int cmd_serve(int argc, char **argv) {
         goto done;
     }
     jobs_attach_bus(app.jobs, app.bus);
+    if (app.cfg.push_max_clients > 0 &&
+        push_hub_open(&app.push, &app.cfg, app.bus, app.metrics, err, sizeof err)) {
+        LOG_E("cannot start WebSocket push", "reason=\"%s\"", err);
+        goto done;
+    }
     if (serving_open(&app.serving, app.cfg.models_dir, app.metrics, err, sizeof err)) {
         LOG_E("cannot open the model repository", "dir=%s reason=\"%s\"", app.cfg.models_dir, err);
         goto done;
@@ -216,6 +222,7 @@ int cmd_serve(int argc, char **argv) {
     pipeline_stop(app.pipeline); /* before the job engine: its thread submits runs */
     int released = jobs_stop(app.jobs, app.cfg.shutdown_deadline_ms);
     bus_close(app.bus); /* event streams end (their readers wake) before the HTTP server stops */
+    push_hub_stop(app.push); /* WebSocket clients closed: the HTTP server waits for upgraded ones */
     api_free(api);
     api = NULL;
     jobs_free(app.jobs);
@@ -233,7 +240,9 @@ int cmd_serve(int argc, char **argv) {
 done:
     bus_close(app.bus);
     pipeline_stop(app.pipeline);
+    push_hub_stop(app.push);
     api_free(api);
+    push_hub_free(app.push); /* after the HTTP server: no upgrade arrives any more */
     jobs_free(app.jobs);
     pipeline_free(app.pipeline);
     bus_free(app.bus); /* after the jobs: they publish on it */

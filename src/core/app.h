@@ -23,6 +23,7 @@ typedef struct predictd {
     struct bus *bus;       /* events (bus/bus.h): ews.alert, job.completed, job.failed */
     struct sessions *sessions; /* session scoring (sessions/sessions.h) */
     struct pipeline *pipeline; /* market prediction pipeline (market/pipeline.h) */
+    struct push_hub *push; /* WebSocket push (push/push_hub.h); NULL when push.max_clients = 0 */
     int64_t started_ms;
     volatile int ready;    /* 1 once recovery is done and the API serves; 0 while stopping */
     volatile int stopping; /* SIGTERM received: /readyz answers 503 */

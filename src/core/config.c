@@ -90,6 +90,11 @@ static const key_def_t KEYS[] = {
     {"pipeline", "debug", I(pipeline_debug), "0", 0, 1, "testing: 1 = POST /api/v1/pipeline/debug may take the fast layer down or up"},
     {"pipeline", "fault_exit_after_chunks", I(pipeline_fault_exit_after_chunks), "0", 0, 1000000, "testing: the process exits (as if killed) right after the Nth pipeline chunk's outcome is stored, before the job engine settles that chunk; 0 = off"},
     {"faults", "chunk_failures", I(fault_chunk_failures), "0", 0, 1000000, "testing: the first N chunk attempts fail (exercises retry and dead letters)"},
+    {"push", "rate_per_s", I(push_rate_per_s), "10", 1, 100000, "WebSocket: messages per second per client (bursts of as many); the excess waits in the client's outbox, prediction.updated coalesced per symbol (newest wins)"},
+    {"push", "max_clients", I(push_max_clients), "100", 0, 900, "WebSocket clients at once; beyond it GET /api/v1/ws answers 503 with Retry-After (0: WebSocket off); each one also holds one of the HTTP server's 1000 connections"},
+    {"push", "buffer_messages", I(push_buffer_messages), "256", 1, 1000000, "messages a WebSocket client's outbox holds; when full the oldest is dropped (counted)"},
+    {"push", "buffer_bytes", L(push_buffer_bytes), "1048576", 1024, 1L << 30, "bytes a WebSocket client's outbox holds; beyond it the oldest are dropped (counted)"},
+    {"push", "publish_route", I(push_publish_route), "0", 0, 1, "testing and operations: 1 enables POST /api/v1/events/publish, which publishes {topic, data} on the event bus (not stored); off by default"},
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 

@@ -80,6 +80,12 @@ typedef struct predictd_config {
     int pipeline_fault_exit_after_chunks; /* testing: _exit after the Nth chunk's outcome is stored */
     /* faults (testing the failure paths) */
     int fault_chunk_failures;  /* the first N chunk attempts fail (0 = off) */
+    /* push (WebSocket /api/v1/ws, push/push_hub.h) */
+    int push_rate_per_s;       /* messages per second per WebSocket client */
+    int push_max_clients;      /* WebSocket clients at once; more get 503 */
+    int push_buffer_messages;  /* a client's outbox holds at most this many messages */
+    long push_buffer_bytes;    /* ... and at most this many bytes */
+    int push_publish_route;    /* 1: POST /api/v1/events/publish is enabled (tests, ops) */
 } predictd_config_t;
 
 void config_defaults(predictd_config_t *cfg);

@@ -325,10 +325,11 @@ typedef struct {
     jobs_cache_run_t *cache_run; /* owned: results to cache once committed (NULL: none) */
 } commit_ctx_t;
 
-/* job.completed / job.failed once the job's last chunk settled: the store decides that in
- * the settling transaction, so it is read back here (a primary-key read on a reader
- * connection, after the commit). Two chunks settled in one group commit both see the job
- * finished: the runtime record's flag keeps it to one event (their items hold the record). */
+/* job.progress after each settled chunk, and job.completed / job.failed once the job's last
+ * chunk settled: the store decides that in the settling transaction, so it is read back here
+ * (a primary-key read on a reader connection, after the commit). Two chunks settled in one
+ * group commit both see the job finished: the runtime record's flag keeps it to one event
+ * (their items hold the record). */
 static void announce_if_finished(jobs_t *j, uint64_t token) {
     pthread_mutex_lock(&j->mu);
     struct bus *b = j->bus;
@@ -338,8 +339,9 @@ static void announce_if_finished(jobs_t *j, uint64_t token) {
     pthread_mutex_unlock(&j->mu);
     if (!id[0]) return;
     store_job_t job;
-    if (store_job_get(j->st, id, &job) != 0 || (job.status != JOB_COMPLETED && job.status != JOB_FAILED))
-        return;
+    if (store_job_get(j->st, id, &job) != 0) return;
+    jobs_publish_progress(j, &job);
+    if (job.status != JOB_COMPLETED && job.status != JOB_FAILED) return;
     pthread_mutex_lock(&j->mu);
     it = lease_find(j, token);
     int first = it && !it->rt->announced;
@@ -1137,7 +1139,10 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
 
     if (rc == 0) {
         *job = nj.job;
-        if (n_chunks == 0) jobs_publish_finished(j, job); /* served whole at submission */
+        if (n_chunks == 0) { /* served whole at submission: its one progress step, then done */
+            jobs_publish_progress(j, job);
+            jobs_publish_finished(j, job);
+        }
         char lab[96];
         model_labels(md, lab, sizeof lab);
         metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);

@@ -1,6 +1,7 @@
 /* The job engine's events on the bus (bus/bus.h): ews.alert from the EWS model's alert hook,
- * job.completed / job.failed when a job's last chunk settles (jobs.c) or when it is served
- * whole from the cache at submission. Payloads are one JSON object; `at` is an ISO 8601 UTC
+ * job.progress each time one of a job's chunks settles (jobs.c), job.completed / job.failed
+ * when a job's last chunk settles (jobs.c) or when it is served whole from the cache at
+ * submission. Payloads are one JSON object; `at` is an ISO 8601 UTC
  * time with milliseconds. Publishing never waits on a subscriber (the bus drops instead). */
 #include "jobs/jobs_int.h"
 
@@ -69,5 +70,26 @@ void jobs_publish_finished(jobs_t *j, const store_job_t *job) {
     buf_puts(&out, "}");
     if (!out.oom)
         bus_publish(b, job->status == JOB_FAILED ? "job.failed" : "job.completed", out.data, out.len);
+    buf_free(&out);
+}
+
+void jobs_publish_progress(jobs_t *j, const store_job_t *job) {
+    bus_t *b = bus_of(j);
+    if (!b) return;
+    long settled = job->chunks_done + job->chunks_dead;
+    double progress = job->n_chunks > 0 ? (double)settled / (double)job->n_chunks : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    buf_t out = {0};
+    buf_puts(&out, "{\"job_id\":");
+    buf_json_str(&out, job->id, strlen(job->id));
+    buf_printf(&out, ",\"chunks_done\":%ld,\"chunks_dead\":%ld,\"n_chunks\":%ld,\"successful\":%ld,"
+               "\"failed\":%ld,\"progress\":",
+               (long)job->chunks_done, (long)job->chunks_dead, (long)job->n_chunks, (long)job->successful,
+               (long)job->failed);
+    buf_json_double(&out, progress);
+    buf_puts(&out, ",");
+    put_at(&out, job->updated_at ? job->updated_at : now_ms());
+    buf_puts(&out, "}");
+    if (!out.oom) bus_publish(b, "job.progress", out.data, out.len);
     buf_free(&out);
 }

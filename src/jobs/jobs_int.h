@@ -153,5 +153,8 @@ void jobs_cache_on_alert(void *arg, const model_alert_t *alert);
 void jobs_publish_alert(jobs_t *j, const model_alert_t *alert);
 /* Publishes job.completed or job.failed {job_id, model, status, successful, failed, at}. */
 void jobs_publish_finished(jobs_t *j, const store_job_t *job);
+/* job.progress {job_id, chunks_done, chunks_dead, n_chunks, successful, failed, progress}
+ * after one of the job's chunks settled (job as read back after that commit). */
+void jobs_publish_progress(jobs_t *j, const store_job_t *job);
 
 #endif
