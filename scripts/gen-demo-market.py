@@ -8,6 +8,8 @@
                  one row per symbol and daily bar: the last --steps trading days before --date,
                  oldest first, at the 16:00 New York close written as 21:00:00Z
   calendar.csv   symbol,date,time            time: bmo | amc | unknown
+  market.json    what was written: the trading day, the seed, the counts, a few symbols
+                 (the first of today's bmo and amc reporters, the first normal one)
 
 Prices are geometric random walks (a drift and a volatility per symbol, a market factor
 shared by all, fat-tailed shocks); the 20 technical features are computed from each walk:
@@ -47,6 +49,7 @@ Standard library only; the same arguments always write the same bytes.
   python3 scripts/gen-demo-market.py --symbols 200 --steps 40 --date 2026-03-02 --out /tmp/m
 """
 import argparse
+import json
 import datetime as dt
 import math
 import os
@@ -302,10 +305,24 @@ def generate(a):
         for idx in sorted(cal):
             f.write("%s,%s,%s\n" % (symbols[idx], cal[idx][0].isoformat(), cal[idx][1]))
     os.replace(cpath + ".tmp", cpath)
-    return {"symbols": len(symbols), "rows": n_rows, "calendar": len(cal), "earnings_today": n_today,
+    info = {"symbols": len(symbols), "rows": n_rows, "calendar": len(cal), "earnings_today": n_today,
             "with_earnings_features": n_earn, "first_bar": written[0].isoformat(),
             "last_bar": written[-1].isoformat(), "features": fpath, "features_earnings": epath,
             "calendar_file": cpath}
+    normal = [symbols[i] for i in range(len(symbols)) if i not in cal]
+    info.update({
+        "date": date.isoformat(), "seed": a.seed, "steps": a.steps,
+        "holidays": sorted(h.isoformat() for h in holidays),
+        "example_bmo": next((symbols[i] for i in order[:n_today] if cal[i][1] == "bmo"), None),
+        "example_amc": next((symbols[i] for i in order[:n_today] if cal[i][1] == "amc"), None),
+        "example_normal": normal[0] if normal else None,
+    })
+    names = {k: os.path.basename(v) if k in ("features", "features_earnings", "calendar_file") else v
+             for k, v in info.items()}
+    with open(os.path.join(a.out, "market.json"), "w") as f:
+        json.dump(names, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return info
 
 
 def parse_date(s):
