@@ -62,9 +62,10 @@ def training_sample(seed, n_symbols=300):
         signal = mk.ema_series(macd, 9)
         prof = mk.earnings_profile(srng)
         when = srng.choice(["bmo", "amc"])
+        ahead = srng.randint(0, mk.EARN_HORIZON)  # the report, trading days after the last bar
         for i in range(mk.WARMUP, bars):
             tech.append(mk.technical(closes, volumes, ranges, i, macd, signal))
-            earn.append(mk.earnings(srng, prof, srng.randint(0, mk.EARN_HORIZON), when, closes, i))
+            earn.append(mk.earnings(srng, prof, bars - 1 - i + ahead, when, closes, i))
     return np.array(tech, np.float64), np.array(earn, np.float64)
 
 
