@@ -81,6 +81,7 @@ class Events(threading.Thread):
         super().__init__(daemon=True)
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         self.conn.request("GET", "/api/v1/events?topics=%s&heartbeat_s=1" % topics)
+        self.sock = self.conn.sock  # http.client lets go of it once the answer is a stream
         self.resp = self.conn.getresponse()
         if self.resp.status != 200:
             raise RuntimeError("GET /api/v1/events: HTTP %d %s" % (self.resp.status, self.resp.read()[:200]))
@@ -124,9 +125,11 @@ class Events(threading.Thread):
 
     def close(self):
         try:
-            self.conn.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self.join(10)
+        self.resp.close()
         self.conn.close()
 
 
