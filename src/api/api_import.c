@@ -10,7 +10,7 @@
 #define IMPORT_MAX_ERRORS 100
 
 /* 422 {error:{code:"invalid_csv", message, field:null, lines:[...]}}, one line per report line. */
-static void csv_error(api_resp_t *rs, const char *report, size_t len, const char *message) {
+void api_csv_error(api_resp_t *rs, const char *report, size_t len, const char *message) {
     rs->status = 422;
     buf_reset(&rs->body);
     buf_puts(&rs->body, "{\"error\":{\"code\":\"invalid_csv\",\"message\":");
@@ -34,14 +34,14 @@ static void csv_error(api_resp_t *rs, const char *report, size_t len, const char
 /* After parsing: n rows (or -1 with the report in errors). Stores them and answers. */
 static void finish(api_resp_t *rs, long n, buf_t *errors, int store_rc, const char *store_err) {
     if (n < 0) {
-        csv_error(rs, errors->data ? errors->data : "", errors->len,
+        api_csv_error(rs, errors->data ? errors->data : "", errors->len,
                   "the CSV has bad rows; nothing was imported");
     } else if (n == 0) {
         const char *line = "no data rows after the header";
-        csv_error(rs, line, strlen(line), "the CSV has no data rows; nothing was imported");
+        api_csv_error(rs, line, strlen(line), "the CSV has no data rows; nothing was imported");
     } else if (store_rc != 0) {
         if (store_err[0] == '[' || strncmp(store_err, "line ", 5) == 0) {
-            csv_error(rs, store_err, strlen(store_err), "a row was refused by the store; nothing was imported");
+            api_csv_error(rs, store_err, strlen(store_err), "a row was refused by the store; nothing was imported");
         } else {
             api_error(rs, 503, "store_unavailable", NULL, "the store could not import: %s", store_err);
             rs->retry_after_s = 1;
@@ -53,9 +53,11 @@ static void finish(api_resp_t *rs, long n, buf_t *errors, int store_rc, const ch
 
 void api_import_post(api_req_t *rq, api_resp_t *rs) {
     csv_kind_t kind;
+    if (api_market_import(rq, rs)) return; /* features, calendar (api_market.c) */
     if (csv_kind_parse(rq->param, &kind) != 0) {
         api_error(rs, 404, "not_found", NULL,
-                  "no import kind '%.64s'; use entities, relationships or observations", rq->param);
+                  "no import kind '%.64s'; use entities, relationships, observations, features or calendar",
+                  rq->param);
         return;
     }
     if (!rq->app->store) {

@@ -101,5 +101,19 @@ void api_kserve_repo_action(api_req_t *rq, api_resp_t *rs);
 void api_kserve_model_get(api_req_t *rq, api_resp_t *rs);
 void api_kserve_model_post(api_req_t *rq, api_resp_t *rs);
 void api_events_get(api_req_t *rq, api_resp_t *rs);       /* api_events.c */
+/* api_import.c: 422 invalid_csv with the report's lines. */
+void api_csv_error(api_resp_t *rs, const char *report, size_t len, const char *message);
+/* api_market.c: the market pipeline (docs/pipeline.md) */
+void api_features_post(api_req_t *rq, api_resp_t *rs);
+void api_calendar_post(api_req_t *rq, api_resp_t *rs);
+void api_pipeline_run_post(api_req_t *rq, api_resp_t *rs);
+void api_pipeline_run_get(api_req_t *rq, api_resp_t *rs);
+void api_predictions_get(api_req_t *rq, api_resp_t *rs);
+void api_prediction_get(api_req_t *rq, api_resp_t *rs);
+void api_prediction_history(api_req_t *rq, api_resp_t *rs);
+void api_pipeline_consistency_post(api_req_t *rq, api_resp_t *rs);
+void api_pipeline_debug_post(api_req_t *rq, api_resp_t *rs);
+/* POST /api/v1/import/{features|calendar}: 1 handled (rs filled), 0 another kind. */
+int api_market_import(api_req_t *rq, api_resp_t *rs);
 
 #endif

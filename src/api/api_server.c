@@ -79,6 +79,16 @@ static const route_t ROUTES[] = {
     {"/v2/models/{*}", "GET", api_kserve_model_get, 0},
     {"/v2/models/{*}", "POST", api_kserve_model_post, 0},
     {"/api/v1/events", "GET", api_events_get, 0},
+    /* market pipeline (api_market.c, docs/pipeline.md) */
+    {"/api/v1/features", "POST", api_features_post, 1},
+    {"/api/v1/calendar", "POST", api_calendar_post, 1},
+    {"/api/v1/pipeline/run", "POST", api_pipeline_run_post, 1},
+    {"/api/v1/pipeline/runs/{id}", "GET", api_pipeline_run_get, 0},
+    {"/api/v1/pipeline/consistency", "POST", api_pipeline_consistency_post, 1},
+    {"/api/v1/pipeline/debug", "POST", api_pipeline_debug_post, 1},
+    {"/api/v1/predictions", "GET", api_predictions_get, 0},
+    {"/api/v1/predictions/{symbol}", "GET", api_prediction_get, 0},
+    {"/api/v1/predictions/{symbol}/history", "GET", api_prediction_history, 0},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

@@ -18,13 +18,15 @@
 
 static void import_usage(FILE *out) {
     fprintf(out,
-            "usage: predictd import [OPTIONS] entities|relationships|observations FILE.csv\n"
+            "usage: predictd import [OPTIONS] entities|relationships|observations|features|calendar FILE.csv\n"
             "\n"
             "Loads a CSV file whose header row names the columns:\n"
             "  entities       entity_id,<property>...   (a value that parses as a number is\n"
             "                                            numeric; Ising reads spin and field)\n"
             "  relationships  source,target[,weight][,type]   (both ends must exist)\n"
             "  observations   entity_id,timestamp,value[,series]\n"
+            "  features       symbol,timestamp,price,t0..t19[,e0..e16]   (market pipeline)\n"
+            "  calendar       symbol,date,time   (earnings calendar: time bmo, amc or unknown)\n"
             "All rows or none: any bad row is reported by its line number and nothing changes.\n"
             "FILE '-' reads stdin.\n"
             "\n"
@@ -187,9 +189,14 @@ int cmd_import(int argc, char **argv) {
         return 2;
     }
     const char *kind_name = argv[optind], *file = argv[optind + 1];
-    csv_kind_t kind;
-    if (csv_kind_parse(kind_name, &kind) < 0) {
-        fprintf(stderr, "predictd import: unknown kind '%s' (entities, relationships or observations)\n\n",
+    csv_kind_t kind = CSV_ENTITIES;
+    int market = !strcmp(kind_name, "features") || !strcmp(kind_name, "calendar");
+    if (market && data_dir) {
+        fprintf(stderr, "predictd import: %s go to a running server (--url), not --data-dir\n", kind_name);
+        return 2;
+    }
+    if (!market && csv_kind_parse(kind_name, &kind) < 0) {
+        fprintf(stderr, "predictd import: unknown kind '%s' (entities, relationships, observations, features or calendar)\n\n",
                 kind_name);
         import_usage(stderr);
         return 2;

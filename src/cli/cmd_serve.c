@@ -22,6 +22,7 @@
 #include "core/app.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "market/pipeline.h"
 #include "serving/serving.h"
 
 static void serve_usage(FILE *out) {
@@ -178,6 +179,11 @@ int cmd_serve(int argc, char **argv) {
         LOG_E("cannot open the model repository", "dir=%s reason=\"%s\"", app.cfg.models_dir, err);
         goto done;
     }
+    if (pipeline_open(&app.pipeline, &app.cfg, app.store, app.jobs, app.serving, app.bus, app.metrics, err,
+                      sizeof err)) {
+        LOG_E("cannot start the market pipeline", "reason=\"%s\"", err);
+        goto done;
+    }
     if (api_start(&api, &app, err, sizeof err)) {
         LOG_E("cannot start the HTTP API", "listen=%s reason=\"%s\"", app.cfg.listen, err);
         goto done;
@@ -202,12 +208,15 @@ int cmd_serve(int argc, char **argv) {
     app.stopping = 1;
     app.ready = 0;
     api_quiesce(api);
+    pipeline_stop(app.pipeline); /* before the job engine: its thread submits runs */
     int released = jobs_stop(app.jobs, app.cfg.shutdown_deadline_ms);
     bus_close(app.bus); /* event streams end (their readers wake) before the HTTP server stops */
     api_free(api);
     api = NULL;
     jobs_free(app.jobs);
     app.jobs = NULL;
+    pipeline_free(app.pipeline); /* after the job engine: its workers run the pipeline's chunks */
+    app.pipeline = NULL;
     store_close(app.store);
     app.store = NULL;
     cache_free(app.cache); /* after the store: its apply hook points at the cache */
@@ -216,8 +225,10 @@ int cmd_serve(int argc, char **argv) {
     rc = 0;
 done:
     bus_close(app.bus);
+    pipeline_stop(app.pipeline);
     api_free(api);
     jobs_free(app.jobs);
+    pipeline_free(app.pipeline);
     bus_free(app.bus); /* after the jobs: they publish on it */
     store_close(app.store);
     cache_free(app.cache);

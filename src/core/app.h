@@ -21,6 +21,7 @@ typedef struct predictd {
     struct cache *cache;   /* result cache (cache/cache.h); NULL when cache.enabled = 0 */
     struct serving *serving; /* ONNX model repository (serving/serving.h); NULL: none */
     struct bus *bus;       /* events (bus/bus.h): ews.alert, job.completed, job.failed */
+    struct pipeline *pipeline; /* market prediction pipeline (market/pipeline.h) */
     int64_t started_ms;
     volatile int ready;    /* 1 once recovery is done and the API serves; 0 while stopping */
     volatile int stopping; /* SIGTERM received: /readyz answers 503 */

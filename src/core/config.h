@@ -37,6 +37,26 @@ typedef struct predictd_config {
     char models_dir[512];      /* ONNX model repository served over KServe v2; "" = none */
     /* log */
     char log_level[16];        /* debug | info | warn | error */
+    /* pipeline (market prediction pipeline, docs/pipeline.md) */
+    char pipeline_normal_model[64];   /* repository name of the normal-day model */
+    char pipeline_earnings_model[64]; /* repository name of the earnings-day model */
+    int pipeline_window_s;            /* data.features.ready collected this long, then one run */
+    int pipeline_interval_s;          /* periodic run of every symbol; 0 = off */
+    int pipeline_fast_ttl_s;          /* time to live of pred:{symbol} in the fast layer */
+    int pipeline_batch_normal;        /* symbols per chunk (= inference batch), normal model */
+    int pipeline_batch_earnings;      /* symbols per chunk, earnings model */
+    int pipeline_passes;              /* MC-dropout passes */
+    long pipeline_seed;               /* MC-dropout seed */
+    char pipeline_missing_earnings[16]; /* zeros | skip */
+    char pipeline_holidays[2048];     /* comma-separated YYYY-MM-DD */
+    int pipeline_consistency_interval_s; /* fast layer vs store check; 0 = off */
+    long pipeline_max_symbols_per_run;
+    int pipeline_calendar_refresh_s;  /* calendar cache reload period */
+    char pipeline_fast_layer[16];     /* mem */
+    int pipeline_fast_layer_down;     /* testing: the fast layer answers as if down */
+    int pipeline_breaker_open_s;      /* an open circuit breaker tries again after this long */
+    int pipeline_outbox_max;          /* events held for retry when publishing fails */
+    int pipeline_debug;               /* 1: POST /api/v1/pipeline/debug (failure injection) */
     /* faults (testing the failure paths) */
     int fault_chunk_failures;  /* the first N chunk attempts fail (0 = off) */
 } predictd_config_t;

@@ -399,6 +399,7 @@ static int run_chunk(jobs_t *j, const model_t *md, const char *job_id, const job
     model_env_t env = j->env;
     env.job_state = w->state;
     env.job_id = job_id;
+    env.model_ctx = md->ctx;
     for (uint32_t off = 0; off < n; off += RUN_STEP) {
         uint32_t k = n - off < RUN_STEP ? n - off : RUN_STEP;
         if (md->xRunChunk(&env, w->params, ids + off, k, codes + off,
@@ -490,8 +491,10 @@ static void *worker_main(void *arg) {
             job_work_t *w = rt->work ? rt->work : work_load(j, rt, err, sizeof err);
             if (w && !w->prepared) {
                 void *state = NULL;
+                model_env_t penv = j->env;
+                penv.model_ctx = md->ctx;
                 if (!md->xPrepare ||
-                    md->xPrepare(&j->env, w->params, w->ids, w->n, &state, err, sizeof err) == 0) {
+                    md->xPrepare(&penv, w->params, w->ids, w->n, &state, err, sizeof err) == 0) {
                     w->state = state;
                     w->free_state = md->xFreeState;
                     w->prepared = 1;
@@ -698,8 +701,9 @@ static void describe_metrics(metrics_t *m) {
 
 /* ---- start / stop ------------------------------------------------------------------- */
 
-/* Queues the pending chunks of every unfinished job. */
-static int recover(jobs_t *j, char *err, size_t errlen) {
+/* Queues the pending chunks of every unfinished job (only: of that model; NULL: of every
+ * model known now, the others are left for jobs_add_model). */
+static int recover(jobs_t *j, const char *only, char *err, size_t errlen) {
     char (*ids)[32] = NULL;
     size_t n = 0;
     if (store_jobs_unfinished(j->st, &ids, &n) != 0) {
@@ -710,7 +714,8 @@ static int recover(jobs_t *j, char *err, size_t errlen) {
     for (size_t i = 0; i < n; i++) {
         store_job_t job;
         if (store_job_get(j->st, ids[i], &job) != 0) continue;
-        const model_t *md = model_find(job.model);
+        if (only && strcmp(job.model, only) != 0) continue;
+        const model_t *md = jobs_model_find(j, job.model);
         if (!md) {
             LOG_W("recovery: job of an unknown model left as is", "job=%s model=%s", job.id, job.model);
             continue;
@@ -738,6 +743,29 @@ static int recover(jobs_t *j, char *err, size_t errlen) {
     return 0;
 }
 
+const model_t *jobs_model_find(jobs_t *j, const char *name) {
+    const model_t *md = NULL;
+    pthread_mutex_lock(&j->mu);
+    for (int i = 0; i < j->n_extra_models && !md; i++)
+        if (strcmp(j->extra_models[i]->name, name) == 0) md = j->extra_models[i];
+    pthread_mutex_unlock(&j->mu);
+    return md ? md : model_find(name);
+}
+
+int jobs_add_model(jobs_t *j, const model_t *md, char *err, size_t errlen) {
+    pthread_mutex_lock(&j->mu);
+    int full = j->n_extra_models >= (int)(sizeof j->extra_models / sizeof j->extra_models[0]);
+    int taken = model_find(md->name) != NULL;
+    for (int i = 0; i < j->n_extra_models; i++) taken |= strcmp(j->extra_models[i]->name, md->name) == 0;
+    if (!full && !taken) j->extra_models[j->n_extra_models++] = md;
+    pthread_mutex_unlock(&j->mu);
+    if (full || taken) {
+        snprintf(err, errlen, "model '%s': %s", md->name, taken ? "the name is taken" : "too many models added");
+        return -1;
+    }
+    return recover(j, md->name, err, errlen);
+}
+
 int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t *g,
                metrics_t *m, char *err, size_t errlen) {
     *out = NULL;
@@ -763,7 +791,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     pthread_cond_init(&j->work_cv, NULL);
     pthread_cond_init(&j->idle_cv, NULL);
     describe_metrics(m);
-    if (recover(j, err, errlen) < 0) goto fail;
+    if (recover(j, NULL, err, errlen) < 0) goto fail;
     j->threads = calloc((size_t)j->n_workers, sizeof *j->threads);
     if (!j->threads) {
         snprintf(err, errlen, "out of memory");
@@ -943,7 +971,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
                 jobs_error_t *err) {
     memset(err, 0, sizeof *err);
     *existed = 0;
-    const model_t *md = model ? model_find(model) : NULL;
+    const model_t *md = model ? jobs_model_find(j, model) : NULL;
     if (!md) {
         set_err(err, 404, "unknown_model", "", 0, "unknown model '%.64s'", model ? model : "");
         return -1;
@@ -977,13 +1005,15 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
         params = NULL;
         goto fail;
     }
-    if (md->xValidate && md->xValidate(&j->env, params, &me) != 0) {
+    model_env_t menv = j->env;
+    menv.model_ctx = md->ctx;
+    if (md->xValidate && md->xValidate(&menv, params, &me) != 0) {
         set_err(err, 422, "invalid_field", me.field, 0, "%s",
                 me.message[0] ? me.message : "invalid parameters");
         goto fail;
     }
     if (model_ids) {
-        if (md->xDefaultEntities(&j->env, params, &blob, &n, &me) != 0 || blob.oom) {
+        if (md->xDefaultEntities(&menv, params, &blob, &n, &me) != 0 || blob.oom) {
             set_err(err, 422, "invalid_field", me.field[0] ? me.field : "entity_ids", 0, "%s",
                     me.message[0] ? me.message : "entity_ids is required");
             goto fail;
@@ -1006,7 +1036,7 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
 
     /* chunk_size entities per chunk, but a big job in at most max_chunks chunks: every chunk
      * costs a commit, and progress needs no finer steps than that */
-    long cs_l = j->cfg.chunk_size;
+    long cs_l = md->chunk_size > 0 ? md->chunk_size : j->cfg.chunk_size;
     if (j->cfg.max_chunks > 0 && (n + cs_l - 1) / cs_l > j->cfg.max_chunks)
         cs_l = (n + j->cfg.max_chunks - 1) / j->cfg.max_chunks;
     const int cs = (int)cs_l;
@@ -1163,7 +1193,7 @@ int jobs_deadletter_retry(jobs_t *j, long deadletter_id, char job_id[32]) {
     if (store_deadletter_retry(j->st, deadletter_id, job_id, &chunk) != 0) return 1;
     store_job_t job;
     if (store_job_get(j->st, job_id, &job) != 0) return 0; /* pending in the store; next start */
-    const model_t *md = model_find(job.model);
+    const model_t *md = jobs_model_find(j, job.model);
     if (!md) return 0;
     pthread_mutex_lock(&j->mu);
     job_rt_t *rt = rt_get(j, &job, md);

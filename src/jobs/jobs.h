@@ -94,6 +94,12 @@ void jobs_attach_cache(jobs_t *j, struct cache *c);
 struct bus;
 void jobs_attach_bus(jobs_t *j, struct bus *b);
 
+/* Adds a model defined at run time (md->ctx reaches its hooks as env->model_ctx;
+ * md->chunk_size, when > 0, is its chunk size) and queues the unfinished jobs of that model
+ * left by the last run. md must outlive j. 0 ok, -1 with err (a name taken, or too many). */
+struct model;
+int jobs_add_model(jobs_t *j, const struct model *md, char *err, size_t errlen);
+
 /* Stops taking chunks; waits up to deadline_ms for the chunks in hand to commit, then stops
  * the workers (work not committed stays pending in the store and is redone at the next
  * start). Returns the number of chunks released unfinished. */

@@ -80,11 +80,17 @@ struct jobs {
     int stopping, abandon, stopped;
     long released;          /* chunks given up at stop */
 
+    const model_t *extra_models[8]; /* jobs_add_model, in order (under mu) */
+    int n_extra_models;
+
     int n_workers;
     pthread_t *threads;
     pthread_t watchdog;
     int threads_started, watchdog_started;
 };
+
+/* The model named name: one added with jobs_add_model, else a built-in; NULL if unknown. */
+const model_t *jobs_model_find(jobs_t *j, const char *name);
 
 /* Appends the model's job summary to a chunk blob as a trailer after the entities
  * ("PDSM", u32 length, JSON text); readers of the entities never reach it. */

@@ -171,7 +171,7 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
     }
     if (limit < 1) limit = 1;
     if (limit > MAX_PAGE) limit = MAX_PAGE;
-    const model_t *md = model_find(job.model);
+    const model_t *md = jobs_model_find(j, job.model);
     const long cs = job.chunk_size > 0 ? job.chunk_size : 1;
     const long n_ent = job.n_entities;
     uint8_t *settled = calloc((size_t)(job.n_chunks > 0 ? job.n_chunks : 1), 1);

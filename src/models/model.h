@@ -23,6 +23,8 @@ enum {
     MODEL_ERR_TOO_FEW_POINTS = 3,  /* ews/bifurcation: fewer than min_points in the window */
     MODEL_ERR_NO_VARIANCE = 4,     /* ews/bifurcation: the residuals are constant */
     MODEL_ERR_NOT_SIMULATED = 5,   /* created after the job's simulation ran */
+    MODEL_ERR_MISSING_FEATURES = 6,/* market pipeline: fewer feature vectors than the window */
+    MODEL_ERR_MISSING_EARNINGS = 7,/* market pipeline: no earnings features (missing_earnings=skip) */
 };
 
 /* An EWS threshold breach (both taus >= alert_tau), as on_alert reports it. */
@@ -47,6 +49,9 @@ typedef struct {
     /* Threads a whole-job simulation (xPrepare) may use; 0 = one per core. Results never
      * depend on it (tests vary it to show that). */
     int threads;
+    /* The model's own context for models added at run time (jobs_add_model: model_t.ctx);
+     * NULL for the built-ins. */
+    void *model_ctx;
 } model_env_t;
 
 /* A validation failure: the field (dotted path) and the reason. */
@@ -90,6 +95,10 @@ typedef struct model {
      * to blob. 0 ok, -1 err. */
     int (*xDefaultEntities)(const model_env_t *env, const json_t *params, buf_t *blob,
                             long *n, model_error_t *err);
+
+    /* ---- models added at run time (jobs_add_model); built-ins leave these 0 ---- */
+    void *ctx;          /* passed to every hook as env->model_ctx */
+    int chunk_size;     /* entities per chunk for this model's jobs (0: jobs.chunk_size) */
 } model_t;
 
 /* Registry of built-in models. NULL when unknown. */

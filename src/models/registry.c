@@ -18,6 +18,8 @@ const char *model_error_name(int code) {
     case MODEL_ERR_TOO_FEW_POINTS: return "too_few_points";
     case MODEL_ERR_NO_VARIANCE: return "no_variance";
     case MODEL_ERR_NOT_SIMULATED: return "not_simulated";
+    case MODEL_ERR_MISSING_FEATURES: return "missing_features";
+    case MODEL_ERR_MISSING_EARNINGS: return "missing_earnings_features";
     default: return "model_error";
     }
 }
@@ -38,6 +40,12 @@ void model_error_message(int code, const char *id, char *out, size_t outlen) {
         break;
     case MODEL_ERR_NOT_SIMULATED:
         snprintf(out, outlen, "entity '%s' was created after the job's simulation ran", id);
+        break;
+    case MODEL_ERR_MISSING_FEATURES:
+        snprintf(out, outlen, "symbol '%s' has fewer feature vectors than the model's sequence length", id);
+        break;
+    case MODEL_ERR_MISSING_EARNINGS:
+        snprintf(out, outlen, "symbol '%s' has no earnings features in its window (missing_earnings = skip)", id);
         break;
     default: snprintf(out, outlen, "entity '%s' could not be computed", id);
     }

@@ -561,3 +561,50 @@ done:
     *rows_out = rows;
     return (long)n;
 }
+
+/* ---- generic records (csv_parse_records) ------------------------------------------------ */
+
+int csv_parse_time(const char *s, double *out) {
+    size_t n = strlen(s);
+    int pr = parse_finite(s, n, out);
+    if (pr == 0) return 0;
+    if (pr == -2) return -1;
+    return parse_iso8601(s, n, out) ? -1 : 0;
+}
+
+long csv_parse_records(const char *data, size_t len, csv_header_fn on_header, csv_record_fn fn, void *arg,
+                       buf_t *errors, int max_errors) {
+    csv_reader_t r;
+    csv_header_t h = {0};
+    csv_errs_t e = {errors, max_errors < 1 ? 1 : max_errors, 0};
+    const char **fields = NULL;
+    long n = 0, line;
+    char msg[256];
+    reader_init(&r, data, len);
+    if (header_read(&r, &h, &e)) goto done;
+    msg[0] = 0;
+    if (on_header && on_header(arg, (const char *const *)h.names, h.n, msg, sizeof msg)) {
+        err_add(&e, 1, "%s", msg);
+        goto done;
+    }
+    fields = calloc(h.n ? h.n : 1, sizeof *fields);
+    if (!fields) { err_add(&e, 1, "out of memory"); goto done; }
+    int rc;
+    while ((rc = csv_next(&r, &line, msg, sizeof msg)) != 0) {
+        if (rc < 0) { err_add(&e, line, "%s", msg); continue; }
+        if (!record_width_ok(&r, &h, line, &e)) continue;
+        for (size_t i = 0; i < h.n; i++) fields[i] = fld(&r, i);
+        msg[0] = 0;
+        if (fn(arg, line, (const char *const *)h.names, h.n, fields, msg, sizeof msg)) {
+            err_add(&e, line, "%s", msg[0] ? msg : "bad row");
+            continue;
+        }
+        n++;
+    }
+done:
+    free(fields);
+    reader_free(&r);
+    header_free(&h);
+    if (e.count) { err_finish(&e); return -1; }
+    return n;
+}
