@@ -12,11 +12,13 @@
    stage is the server's own (GET /api/v1/pipeline/runs/{id} stages_ms). After the clock
    stops it checks every symbol: GET /api/v1/predictions?symbols=.. answers from the fast
    layer with this run's id, and each symbol's history holds this run's prediction.
-4. Fast-layer reads: build/bench/pred_read, --clients threads for --read-s seconds.
-5. The server's peak RSS (VmHWM of /proc/PID/status), then it is stopped.
-6. ONNX Runtime on the same two model files, the naive way (bench.js: every pass runs the
-   whole network, batches of 128, --threads threads): normal_day for the symbols routed to
-   it and earnings_day for the rest, 20 passes; best of --rounds.
+4. After each round, ONNX Runtime on the same two model files, the naive way (bench.js:
+   every pass runs the whole network, batches of 128, --threads threads): normal_day for the
+   symbols the run routed to it and earnings_day for the rest, 20 passes. Rounds alternate
+   so that both engines see the same background load; the table keeps each one's best.
+5. Fast-layer reads, after the first round: build/bench/pred_read, --clients threads for
+   --read-s seconds, random symbols.
+6. The server's peak RSS (VmHWM of /proc/PID/status), then it is stopped.
 Prints Markdown tables. Standard library only (run with any python3). Exit 0 when every
 round accounted for every symbol, 1 otherwise, 3 when the binary has no market pipeline.
 """
@@ -276,6 +278,8 @@ def main():
     ap.add_argument("--ort-node", default="/tmp/ort/node_modules/onnxruntime-node")
     ap.add_argument("--node", default="node")
     a = ap.parse_args()
+    if a.rounds < 1 or a.symbols < 1 or a.clients < 1 or a.threads < 1:
+        ap.error("--rounds, --symbols, --clients and --threads must be at least 1")
     peer = a.peer or next((p for p in (os.path.join(ROOT, "../shared/peers/onnxruntime"),
                                        "/work/shared/peers/onnxruntime") if os.path.isdir(p)), None)
     os.makedirs(a.work, exist_ok=True)
@@ -322,7 +326,12 @@ def main():
         ev = Events(port, "prediction.updated,pipeline.run.completed")
         ev.start()
         time.sleep(0.2)
-        rounds = []
+        sym_file = os.path.join(a.work, "symbols.txt")
+        with open(sym_file, "w") as f:
+            f.write("\n".join(symbols) + "\n")
+        # pipeline and ORT rounds alternate, so that both see the same background load; the
+        # reads run right after the first pipeline round (inside the fast layer's TTL)
+        rounds, ort, reads = [], [], {}
         for r in range(a.rounds):
             res = one_round(h, ev, a.date, symbols)
             rounds.append(res)
@@ -330,16 +339,24 @@ def main():
             log("round %d: %s %.0f ms, %d events (%d dropped), fast layer %d/%d, history %d/%d, stages %s"
                 % (r + 1, run.get("status"), res["total_ms"], res["events"], res["events_dropped"],
                    res["fast_ok"], len(symbols), res["hist_ok"], len(symbols), json.dumps(run.get("stages_ms"))))
-        sym_file = os.path.join(a.work, "symbols.txt")
-        with open(sym_file, "w") as f:
-            f.write("\n".join(symbols) + "\n")
-        out = subprocess.run([os.path.join(os.path.dirname(a.bin), "bench/pred_read"), "--symbols", sym_file,
-                              "--port", str(port), "--clients", str(a.clients), "--duration", str(a.read_s)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        m = re.search(r"^reads: (\{.*\})$", out.stdout, re.M)
-        reads = json.loads(m.group(1)) if m else {}
-        if out.returncode != 0:
-            log("pred_read: exit %d %s" % (out.returncode, out.stderr.strip()[:300]))
+            if r == 0:
+                out = subprocess.run([os.path.join(os.path.dirname(a.bin), "bench/pred_read"), "--symbols", sym_file,
+                                      "--port", str(port), "--clients", str(a.clients), "--duration", str(a.read_s)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                m = re.search(r"^reads: (\{.*\})$", out.stdout, re.M)
+                reads = json.loads(m.group(1)) if m else {}
+                if out.returncode != 0 or not reads:
+                    log("pred_read: exit %d %s" % (out.returncode, out.stderr.strip()[:300]))
+            # ORT: the same rows per model as this run routed
+            n_normal = run.get("routes", {}).get("normal_day", 0)
+            n_earn = run.get("routes", {}).get("earnings_day", 0)
+            tn, bn = ort_time(a.node, peer, a.ort_node, os.path.join(models, "normal_day/1/model.onnx"), "B,32,20",
+                              n_normal, a.threads)
+            te, be = ort_time(a.node, peer, a.ort_node, os.path.join(models, "earnings_day/1/model.onnx"),
+                              "B,32,37", n_earn, a.threads)
+            ort.append((tn + te, tn, te, bn, be))
+            log("ORT round %d: normal_day %d rows %.0f ms, earnings_day %d rows %.0f ms"
+                % (r + 1, n_normal, tn, n_earn, te))
         hwm = vm_hwm_kb(srv.pid)
     finally:
         if ev:
@@ -350,17 +367,6 @@ def main():
         except subprocess.TimeoutExpired:
             srv.kill()
         slog.close()
-
-    routes = rounds[-1]["run"].get("routes", {})
-    n_normal, n_earn = routes.get("normal_day", 0), routes.get("earnings_day", 0)
-    ort = []
-    for r in range(a.rounds):
-        tn, bn = ort_time(a.node, peer, a.ort_node, os.path.join(models, "normal_day/1/model.onnx"), "B,32,20",
-                          n_normal, a.threads)
-        te, be = ort_time(a.node, peer, a.ort_node, os.path.join(models, "earnings_day/1/model.onnx"), "B,32,37",
-                          n_earn, a.threads)
-        ort.append((tn + te, tn, te, bn, be))
-        log("ORT round %d: normal_day %d rows %.0f ms, earnings_day %d rows %.0f ms" % (r + 1, n_normal, tn, n_earn, te))
 
     best = min(rounds, key=lambda x: x["total_ms"])
     ort_best = min(ort)
@@ -375,7 +381,8 @@ def main():
         print("| %d | %s | %d | %s / %s | %s / %s | %s | %s | %d (%d) | %d / %d |" % (
             i + 1, run.get("status"), len(symbols), run.get("routes", {}).get("normal_day"),
             run.get("routes", {}).get("earnings_day"), run.get("succeeded"), run.get("failed"),
-            fmt_ms(x["total_ms"]), " ".join("%s %s" % kv for kv in (run.get("stages_ms") or {}).items()),
+            fmt_ms(x["total_ms"]), ", ".join("%s %s" % (k, fmt_ms(v) if isinstance(v, (int, float)) else v)
+                                           for k, v in (run.get("stages_ms") or {}).items()),
             x["events"], x["events_dropped"], x["fast_ok"], x["hist_ok"]))
     print()
     ratio = best["total_ms"] / ort_best[0] if ort_best[0] else float("nan")
@@ -386,7 +393,7 @@ def main():
     print("| predictd: trigger -> every prediction in fast layer, history and events (best of %d) | %s ms |"
           % (a.rounds, fmt_ms(best["total_ms"])))
     for k, v in sm.items():
-        print("| &nbsp;&nbsp;server stage %s | %s ms |" % (k, v if not isinstance(v, float) else fmt_ms(v)))
+        print("| &nbsp;&nbsp;server stage %s | %s ms |" % (k, fmt_ms(v) if isinstance(v, (int, float)) else v))
     print("| ONNX Runtime alone: 20 full passes, batch 128 (normal_day + earnings_day, best of %d) | %s ms (%s + %s) |"
           % (a.rounds, fmt_ms(ort_best[0]), fmt_ms(ort_best[1]), fmt_ms(ort_best[2])))
     print("| ratio whole pipeline / ORT inference alone (goal <= 1/6 = 0.167) | %.3f (1/%.1f) |" % (ratio, 1 / ratio if ratio else 0))
