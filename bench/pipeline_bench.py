@@ -360,7 +360,10 @@ def main():
         hwm = vm_hwm_kb(srv.pid)
     finally:
         if ev:
-            ev.close()
+            try:
+                ev.close()
+            except Exception as e:  # noqa: BLE001 -- the server must be stopped whatever happens
+                log("closing the event stream: %s" % e)
         srv.send_signal(signal.SIGTERM)
         try:
             srv.wait(60)
