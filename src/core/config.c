@@ -67,6 +67,7 @@ static const key_def_t KEYS[] = {
     {"pipeline", "breaker_open_s", I(pipeline_breaker_open_s), "30", 1, 3600, "an open circuit breaker lets a trial call through after this long"},
     {"pipeline", "outbox_max", I(pipeline_outbox_max), "10000", 0, 10000000, "events kept for retry when publishing fails (oldest dropped beyond)"},
     {"pipeline", "debug", I(pipeline_debug), "0", 0, 1, "testing: 1 = POST /api/v1/pipeline/debug may take the fast layer down or up"},
+    {"pipeline", "fault_exit_after_chunks", I(pipeline_fault_exit_after_chunks), "0", 0, 1000000, "testing: the process exits (as if killed) right after the Nth pipeline chunk's outcome is stored, before the job engine settles that chunk; 0 = off"},
     {"faults", "chunk_failures", I(fault_chunk_failures), "0", 0, 1000000, "testing: the first N chunk attempts fail (exercises retry and dead letters)"},
 };
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])

@@ -57,6 +57,7 @@ typedef struct predictd_config {
     int pipeline_breaker_open_s;      /* an open circuit breaker tries again after this long */
     int pipeline_outbox_max;          /* events held for retry when publishing fails */
     int pipeline_debug;               /* 1: POST /api/v1/pipeline/debug (failure injection) */
+    int pipeline_fault_exit_after_chunks; /* testing: _exit after the Nth chunk's outcome is stored */
     /* faults (testing the failure paths) */
     int fault_chunk_failures;  /* the first N chunk attempts fail (0 = off) */
 } predictd_config_t;

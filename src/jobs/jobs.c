@@ -717,7 +717,8 @@ static int recover(jobs_t *j, const char *only, char *err, size_t errlen) {
         if (only && strcmp(job.model, only) != 0) continue;
         const model_t *md = jobs_model_find(j, job.model);
         if (!md) {
-            LOG_W("recovery: job of an unknown model left as is", "job=%s model=%s", job.id, job.model);
+            /* a model added later (jobs_add_model) recovers its own jobs */
+            LOG_I("recovery: job of a model not known yet left as is", "job=%s model=%s", job.id, job.model);
             continue;
         }
         uint8_t *settled = calloc((size_t)(job.n_chunks > 0 ? job.n_chunks : 1), 1);

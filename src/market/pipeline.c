@@ -338,13 +338,14 @@ static void stages_json(const active_run_t *a, int64_t total_ms, buf_t *b) {
 
 /* Finalizes the run when every job of it has finished. 1 finalized, 0 not yet, -1 error. */
 static int try_finalize(pipeline_t *p, active_run_t *a) {
-    int failed_job = 0;
+    int failed_job = 0, cancelled = 0;
     for (int k = 0; k < 2; k++) {
         if (!a->jobs[k][0]) continue;
         store_job_t job;
         if (store_job_get(p->st, a->jobs[k], &job) != 0) return -1;
         if (job.status == JOB_QUEUED || job.status == JOB_PROCESSING) return 0;
         failed_job |= job.status != JOB_COMPLETED;
+        cancelled |= job.status == JOB_CANCELLED;
     }
     mstore_run_t r;
     char err[256];
@@ -356,7 +357,8 @@ static int try_finalize(pipeline_t *p, active_run_t *a) {
     free(r.stages);
     r.stages = buf_steal(&st);
     char reason[300];
-    dead_reason(p, a, reason, sizeof reason);
+    if (cancelled) snprintf(reason, sizeof reason, "its job was cancelled before it was computed");
+    else dead_reason(p, a, reason, sizeof reason);
     int rc = mstore_run_finish(p->st, &r, failed_job ? reason : "not computed", err, sizeof err);
     if (rc != 0) {
         LOG_W("run not finalized", "run=%s reason=\"%s\"", a->run_id, err);

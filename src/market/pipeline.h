@@ -28,6 +28,8 @@ typedef struct pipeline pipeline_t;
 struct serving;
 struct bus;
 
+/* On failure (-1, err) *out may still be set, because its models may already be in the job
+ * engine: pipeline_free it after jobs_free as on success. */
 int pipeline_open(pipeline_t **out, const predictd_config_t *cfg, store_t *st, jobs_t *jobs,
                   struct serving *sv, struct bus *bus, metrics_t *m, char *err, size_t errlen);
 void pipeline_stop(pipeline_t *p);  /* stops its thread; NULL is a no-op */

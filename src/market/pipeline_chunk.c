@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "market/pipeline_int.h"
@@ -230,6 +231,15 @@ static int chunk_run(pipeline_t *p, mkt_route_t route, const json_t *params, con
     }
     breaker_success(&p->br_store);
     stg.store = (mono_s() - t1) * 1000.0;
+    if (p->cfg.pipeline_fault_exit_after_chunks > 0) {
+        pthread_mutex_lock(&p->mu);
+        long k = ++p->chunks_stored;
+        pthread_mutex_unlock(&p->mu);
+        if (k == p->cfg.pipeline_fault_exit_after_chunks) {
+            LOG_W("fault injection: exiting after a chunk's outcome was stored, before it settles", "run=%s", run_id);
+            _exit(3);
+        }
+    }
 
     double t2 = mono_s();
     long fast_failed = 0;

@@ -64,6 +64,7 @@ struct pipeline {
     outbox_ev_t *outbox, *outbox_tail;
     long outbox_n;
     int stop;
+    long chunks_stored;         /* for pipeline.fault_exit_after_chunks */
 
     bus_sub_t *sub;             /* data.features.ready, job.completed, job.failed */
     pthread_t thread;

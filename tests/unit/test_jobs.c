@@ -2,6 +2,7 @@
  * Expected predictions come from the Ising closed form computed here from the test's own
  * copy of the graph (MODELS.md): m = sum_j J s_j + h, dE = 2 s m, w = nu/(1+exp(dE/T)),
  * p = 1 - exp(-w H). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -756,6 +757,99 @@ static void an_expired_lease_is_taken_back_and_results_stay_exactly_once(void) {
     fx_end(&f);
 }
 
+/* ---- models added at run time (jobs_add_model) ---- */
+
+typedef struct {
+    pthread_mutex_t mu;
+    int calls;
+    uint32_t max_n;
+} added_ctx_t;
+
+static int added_parse(const json_t *req, json_t **params, model_error_t *err) {
+    (void)req, (void)err;
+    *params = json_object();
+    return 0;
+}
+
+static int added_run(const model_env_t *env, const json_t *params, const char *const *ids, uint32_t n,
+                     uint8_t *codes, double *out, char *err, size_t errlen) {
+    (void)params, (void)err, (void)errlen;
+    added_ctx_t *c = env->model_ctx;
+    pthread_mutex_lock(&c->mu);
+    c->calls++;
+    if (n > c->max_n) c->max_n = n;
+    pthread_mutex_unlock(&c->mu);
+    for (uint32_t i = 0; i < n; i++) {
+        codes[i] = MODEL_OK;
+        out[i] = (double)strlen(ids[i]);
+    }
+    return 0;
+}
+
+static void a_model_added_at_run_time_has_its_context_chunk_size_and_recovery(void) {
+    static const char *const OUT[] = {"len"};
+    added_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);
+    pthread_mutex_init(&ctx.mu, NULL);
+    model_t md = {.name = "added.test", .n_outputs = 1, .output_names = OUT, .xParse = added_parse,
+                  .xRunChunk = added_run, .ctx = &ctx, .chunk_size = 3};
+    model_t clash = md;
+    clash.name = "ising";
+    fx_t f;
+    fx_config(&f);
+    f.cfg.chunk_size = 100;
+    if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
+    char err[256];
+    /* a job of the model stored before the model exists: left as is until it is added */
+    buf_t ids = {0};
+    for (int i = 0; i < 5; i++) buf_printf(&ids, "R%d%c", i, 0);
+    store_new_job_t nj;
+    memset(&nj, 0, sizeof nj);
+    make_job_id(nj.job.id);
+    snprintf(nj.job.model, sizeof nj.job.model, "added.test");
+    nj.job.chunk_size = 2;
+    nj.job.n_entities = 5;
+    nj.job.n_chunks = 3;
+    nj.job.created_at = nj.job.updated_at = now_ms();
+    nj.params_json = "{}";
+    nj.ids = ids.data;
+    nj.ids_len = ids.len;
+    char existing[32];
+    ASSERT_EQ_INT(store_job_insert(f.st, &nj, existing, err, sizeof err), 0);
+    buf_free(&ids);
+    jobs_free(f.j);
+    if (fx_start_jobs(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
+    store_job_t job;
+    ASSERT_EQ_INT(store_job_get(f.st, nj.job.id, &job), 0);
+    ASSERT_EQ_INT(job.status, JOB_QUEUED);
+    ASSERT_EQ_INT(jobs_add_model(f.j, &md, err, sizeof err), 0);
+    ASSERT_EQ_INT(jobs_add_model(f.j, &md, err, sizeof err), -1);    /* the name is taken */
+    ASSERT_EQ_INT(jobs_add_model(f.j, &clash, err, sizeof err), -1); /* a built-in's name */
+    ASSERT_EQ_INT(wait_final(&f, nj.job.id, &job), JOB_COMPLETED);
+    ASSERT_EQ_INT(ctx.calls, 3); /* recovered: 3 chunks of 2 */
+    /* a new job: chunks of the model's own size, the context reaches the model */
+    json_t *req = json_loads("{\"entity_ids\":[\"a\",\"bb\",\"ccc\",\"dddd\",\"e\",\"f\",\"g\"]}", 0, NULL);
+    int existed = 0;
+    int64_t est = 0;
+    jobs_error_t je;
+    ASSERT_EQ_INT(jobs_submit(f.j, "added.test", req, NULL, &job, &existed, &est, &je), 0);
+    json_decref(req);
+    ASSERT_EQ_INT(job.chunk_size, 3);
+    ASSERT_EQ_INT(job.n_chunks, 3);
+    ASSERT_EQ_INT(wait_final(&f, job.id, &job), JOB_COMPLETED);
+    ASSERT_EQ_INT(ctx.calls, 6);
+    ASSERT_EQ_INT(ctx.max_n, 3);
+    json_t *meta = NULL;
+    int pages = 0;
+    json_t *res = all_results(&f, job.id, 100, &meta, &pages);
+    ASSERT_EQ_INT(json_array_size(res), 7);
+    ASSERT_NEAR(pred(json_array_get(res, 3), "len"), 4.0, 0);
+    json_decref(res);
+    json_decref(meta);
+    fx_end(&f); /* the engine goes before md and ctx */
+    pthread_mutex_destroy(&ctx.mu);
+}
+
 int main(void) {
     log_set_level(LOG_ERROR);
     static const test_case_t cases[] = {
@@ -772,6 +866,7 @@ int main(void) {
         TEST_CASE(recovery_finishes_accepted_jobs_exactly_once),
         TEST_CASE(higher_priority_runs_first),
         TEST_CASE(an_expired_lease_is_taken_back_and_results_stay_exactly_once),
+        TEST_CASE(a_model_added_at_run_time_has_its_context_chunk_size_and_recovery),
     };
     return test_main("jobs", cases, (int)(sizeof cases / sizeof cases[0]));
 }
