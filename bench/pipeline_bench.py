@@ -16,6 +16,8 @@
    every pass runs the whole network, batches of 128, --threads threads): normal_day for the
    symbols the run routed to it and earnings_day for the rest, 20 passes. Rounds alternate
    so that both engines see the same background load; the table keeps each one's best.
+   predictd's engine alone on the same rows (`predictd model bench`, MC dropout) too: what
+   the pipeline adds to its inference.
 5. Fast-layer reads, after the first round: build/bench/pred_read, --clients threads for
    --read-s seconds, random symbols.
 6. The server's peak RSS (VmHWM of /proc/PID/status), then it is stopped.
@@ -260,6 +262,18 @@ def ort_time(node, peer, ort_node, model, shape, rows, threads):
     return ms, batch
 
 
+def engine_time(binary, model, shape, rows, threads):
+    """predictd's engine alone on the same rows: `predictd model bench` MC dropout, batch 128."""
+    if rows <= 0:
+        return 0.0
+    out = run_cmd([binary, "model", "bench", model, "--shape", shape, "--threads", str(threads),
+                   "--batches", "128", "--runs", "10", "--rows", str(rows), "--passes", "20"])
+    m = re.search(r"rows x \d+ passes \(MC, batch 128\): ([0-9.]+) ms", out)
+    if not m:
+        raise RuntimeError("model bench printed no 'rows x passes' line:\n" + out)
+    return float(m.group(1))
+
+
 def fmt_ms(x):
     return "%.0f" % x if x >= 100 else "%.1f" % x
 
@@ -270,6 +284,8 @@ def main():
     ap.add_argument("--work", required=True, help="scratch folder (models, market, data dir, logs)")
     ap.add_argument("--symbols", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2, help="engine threads, predictd and ORT alike")
+    ap.add_argument("--engine-threads", type=int, default=0,
+                    help="predictd's engine threads per model run (config.yaml threads; default --threads)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--read-s", type=float, default=5.0)
@@ -280,14 +296,16 @@ def main():
     a = ap.parse_args()
     if a.rounds < 1 or a.symbols < 1 or a.clients < 1 or a.threads < 1:
         ap.error("--rounds, --symbols, --clients and --threads must be at least 1")
+    a.engine_threads = a.engine_threads or a.threads
     peer = a.peer or next((p for p in (os.path.join(ROOT, "../shared/peers/onnxruntime"),
                                        "/work/shared/peers/onnxruntime") if os.path.isdir(p)), None)
     os.makedirs(a.work, exist_ok=True)
     models, market, data = (os.path.join(a.work, x) for x in ("models", "market", "data"))
     py_onnx = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    log("generating the models (threads %d) and a %d-symbol market for %s" % (a.threads, a.symbols, a.date))
+    log("generating the models (engine threads %d) and a %d-symbol market for %s"
+        % (a.engine_threads, a.symbols, a.date))
     run_cmd([py_onnx, os.path.join(ROOT, "scripts/gen-market-models.py"), "--out", models, "--threads",
-             str(a.threads), "-q"])
+             str(a.engine_threads), "-q"])
     run_cmd([sys.executable, os.path.join(ROOT, "scripts/gen-demo-market.py"), "--symbols", str(a.symbols),
              "--date", a.date, "--out", market, "-q"])
     feats = [os.path.join(market, "features.csv"), os.path.join(market, "features_earnings.csv")]
@@ -354,9 +372,14 @@ def main():
                               n_normal, a.threads)
             te, be = ort_time(a.node, peer, a.ort_node, os.path.join(models, "earnings_day/1/model.onnx"),
                               "B,32,37", n_earn, a.threads)
-            ort.append((tn + te, tn, te, bn, be))
-            log("ORT round %d: normal_day %d rows %.0f ms, earnings_day %d rows %.0f ms"
-                % (r + 1, n_normal, tn, n_earn, te))
+            # and predictd's engine alone on the same rows (MC dropout: the LSTM once per batch)
+            en = engine_time(a.bin, os.path.join(models, "normal_day/1/model.onnx"), "B,32,20", n_normal,
+                             a.engine_threads)
+            ee = engine_time(a.bin, os.path.join(models, "earnings_day/1/model.onnx"), "B,32,37", n_earn,
+                             a.engine_threads)
+            ort.append((tn + te, tn, te, en + ee))
+            log("ORT round %d: normal_day %d rows %.0f ms, earnings_day %d rows %.0f ms; predictd engine alone "
+                "%.0f ms" % (r + 1, n_normal, tn, n_earn, te, en + ee))
         hwm = vm_hwm_kb(srv.pid)
     finally:
         if ev:
@@ -401,6 +424,9 @@ def main():
     print("| ONNX Runtime alone: 20 full passes, batch 128 (normal_day + earnings_day, best of %d) | %s ms (%s + %s) |"
           % (a.rounds, fmt_ms(ort_best[0]), fmt_ms(ort_best[1]), fmt_ms(ort_best[2])))
     per = sorted(x["total_ms"] / o[0] for x, o in zip(rounds, ort) if o[0])
+    eng = min(o[3] for o in ort)
+    print("| predictd's engine alone, same rows, MC dropout 20 passes, batch 128 (`predictd model bench`, best of %d) "
+          "| %s ms (%.3f of ORT) |" % (a.rounds, fmt_ms(eng), eng / ort_best[0] if ort_best[0] else float("nan")))
     print("| ratio whole pipeline / ORT inference alone, best / best (goal <= 1/6 = 0.167) | %.3f (1/%.1f); "
           "round by round %s |" % (ratio, 1 / ratio if ratio else 0, " ".join("%.3f" % v for v in per)))
     if reads:
@@ -412,8 +438,10 @@ def main():
     print()
     load = open("/proc/loadavg").read().split()[:3]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print("engine threads %d (predictd config.yaml and ORT intraOpNumThreads); %d cores: %s; load average after: %s"
-          % (a.threads, os.cpu_count(), cpu, " ".join(load)))
+    workers = os.environ.get("PREDICTD_JOBS_WORKERS") or "%d (one per core)" % os.cpu_count()
+    print("ORT intraOpNumThreads %d; predictd engine threads per model run %d (config.yaml), %s job workers; "
+          "%d cores: %s; load average after: %s"
+          % (a.threads, a.engine_threads, workers, os.cpu_count(), cpu, " ".join(load)))
     rc = 0 if all_ok else 1
     if not all_ok:
         log("not every symbol was accounted for in every round (see the table)")
