@@ -111,29 +111,35 @@ if [ "$code" = 404 ] || [ "$code" = 000 ]; then
   echo "          the models and the demo market are ready in $MODELS and $MARKET; serving the graph demo only"
 else
   BMO=$(market_example example_bmo); AMC=$(market_example example_amc); NORMAL=$(market_example example_normal)
+  # imported once per market (a marker per trading day), again when the store lost it
   pcode=$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v1/predictions/$NORMAL" || true)
-  if [ "$pcode" = 200 ]; then
-    echo "run-demo: the store already holds market predictions (GET /api/v1/predictions/$NORMAL -> 200)"
+  if [ "$pcode" = 200 ] && [ -f "$MARKET/.imported-$MDATE" ]; then
+    echo "run-demo: the store already holds the $MDATE market (GET /api/v1/predictions/$NORMAL -> 200)"
   else
     echo "run-demo: importing the demo market over HTTP"
     ok=1
     "$BIN" import --url "$URL" calendar "$MARKET/calendar.csv" || ok=0
     "$BIN" import --url "$URL" features "$MARKET/features.csv" || ok=0
     "$BIN" import --url "$URL" features "$MARKET/features_earnings.csv" || ok=0
-    [ "$ok" = 1 ] || echo "run-demo: the market import failed (see above); the pipeline has nothing to run on" >&2
+    if [ "$ok" = 1 ]; then
+      rm -f "$MARKET"/.imported-*
+      touch "$MARKET/.imported-$MDATE"
+    else
+      echo "run-demo: the market import failed (see above); the pipeline has nothing to run on" >&2
+    fi
   fi
   run=$(curl -s -X POST -H 'Content-Type: application/json' -d "{\"all\": true, \"date\": \"$MDATE\"}" \
         "$URL/api/v1/pipeline/run" || true)
   RUN_ID=$(printf '%s' "$run" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("run_id", ""))' 2>/dev/null || true)
   if [ -n "$RUN_ID" ]; then
-    echo "run-demo: first pipeline run $RUN_ID started for $MDATE"
+    echo "run-demo: pipeline run $RUN_ID started for $MDATE (all symbols)"
   else
     echo "run-demo: could not start a pipeline run: $run" >&2
     RUN_ID=RUN_ID
   fi
   MARKET_MSG=$(cat <<M
 The market pipeline: 5,000 symbols ($MARKET), models in $MODELS, a run every
-${PREDICTD_PIPELINE_INTERVAL_S:-60} s. The first run:
+${PREDICTD_PIPELINE_INTERVAL_S:-60} s. The run just started:
 
   curl -s $URL/api/v1/pipeline/runs/$RUN_ID
 
