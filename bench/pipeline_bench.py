@@ -432,7 +432,9 @@ def main():
     print("| predictd's engine alone, same rows, MC dropout 20 passes, batch 128 (`predictd model bench`, best of %d) "
           "| %s ms (%.3f of ORT) |" % (a.rounds, fmt_ms(eng), eng / ort_best[0] if ort_best[0] else float("nan")))
     print("| ratio whole pipeline / ORT inference alone, best / best (goal <= 1/6 = 0.167) | %.3f (1/%.1f); "
-          "round by round %s |" % (ratio, 1 / ratio if ratio else 0, " ".join("%.3f" % v for v in per)))
+          "round by round (sorted) %s, median %.3f |" % (ratio, 1 / ratio if ratio else 0, " ".join("%.3f" % v for v in per),
+                                                         per[len(per) // 2] if len(per) % 2 else
+                                                         (per[len(per) // 2 - 1] + per[len(per) // 2]) / 2))
     if reads:
         print("| fast-layer read GET /api/v1/predictions/{symbol}, %d clients, %.0f s: p50 / p99 / max | %s / %s / %s ms (%s req/s, %s errors, %s not from the fast layer) |"
               % (reads.get("clients", 0), a.read_s, reads.get("p50_ms"), reads.get("p99_ms"), reads.get("max_ms"),
