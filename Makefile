@@ -95,5 +95,12 @@ bench-sessions:
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@bash bench/sessions_bench.sh
 
+# The market pipeline (issue 6): 5,000 symbols end to end beside ONNX Runtime's naive
+# inference, fast-layer read p99 with 8 clients, peak RSS (installs onnxruntime-node too).
+.PHONY: bench-pipeline
+bench-pipeline: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
+	@bash bench/pipeline_bench.sh
+
 clean:
 	rm -rf build build-asan build-fuzz
