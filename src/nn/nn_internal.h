@@ -143,6 +143,10 @@ void nn_gemm(const nn_exec_t *ex, int trans_a, int trans_b, int64_t M, int64_t N
 int nn_kern_available(void);
 void nn_vsigmoid_avx2(float *y, const float *x, int64_t n);   /* only when nn_kern_available() */
 void nn_vtanh_avx2(float *y, const float *x, int64_t n);
+/* One LSTM step for one row with the default activations, fused (H % 8 == 0, only when
+ * nn_kern_available()): g = [i | o | f | c~] pre-activations (4H, overwritten), c and h the
+ * row's state (H each): c = sigmoid(f) c + sigmoid(i) tanh(c~), h = sigmoid(o) tanh(c). */
+void nn_lstm_cell_avx2(float *g, float *c, float *h, int64_t H);
 void nn_pack_b(float *dst, const float *B, int64_t ldb, int trans, int64_t K, int64_t N);
 void nn_kern_mm(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
                 int64_t lda, float *C, int64_t ldc, int acc, const float *bias);

@@ -27,6 +27,10 @@ typedef struct {
     float *wt, *rt;  /* packed W^T [D, I, GH], R^T [D, H, GH] (inside the same block) */
     float *rp, *wp;  /* R^T and W^T in 16-column panels per direction, when kern */
     int kern;        /* the step's product through nn_kern_mm */
+    /* fused LSTM (rnn_fused): [W^T; R^T] stacked along K (I + H) in 16-column panels per
+     * direction, so that one product of the row [x_t | h] gives every gate; NULL: not fused */
+    float *xp;
+    size_t off_a;    /* scratch: the rows [x_t | h], B x (I + H) */
 } rnn_t;
 
 static inline float act(int a, float x) {
@@ -91,8 +95,13 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
 
     int packed = W->is_const && R->is_const;
     int kern = packed && GH % 16 == 0 && (kind != K_GRU || H % 16 == 0) && nn_kern_available();
+    /* the fused LSTM step: default activations, no clip, peepholes or sequence lengths */
+    int fused = kern && kind == K_LSTM && H % 8 == 0 && !seq && !P && nn_attr_f(s->node, "clip", 0.0f) == 0;
+    for (int di = 0; di < D && fused; di++)
+        fused = acts[di][0] == ACT_SIGMOID && acts[di][1] == ACT_TANH && acts[di][2] == ACT_TANH;
     size_t extra = packed ? (size_t)(D * I * GH + D * H * GH) : 0;
     if (kern) extra += (size_t)(D * H * GH + D * I * GH);
+    if (fused) extra += (size_t)(D * (I + H) * GH);
     rnn_t *p = calloc(1, sizeof *p + sizeof(float) * (extra + 1));
     if (!p) FAIL(NN_ERR_NOMEM, "out of memory");
     s->packed = p;
@@ -114,6 +123,17 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
                 nn_pack_b(p->wp + di * I * GH, (const float *)W->data + di * GH * I, I, 1, I, GH);
             }
         }
+        if (fused) {
+            /* panel q of direction di: rows 0..I-1 are W_di^T's, rows I..I+H-1 R_di^T's */
+            p->xp = p->wp + D * I * GH;
+            const int64_t K = I + H;
+            for (int di = 0; di < D; di++)
+                for (int64_t q = 0; q < GH / 16; q++) {
+                    float *dst = p->xp + (di * (GH / 16) + q) * K * 16;
+                    memcpy(dst, p->wp + di * I * GH + q * I * 16, sizeof(float) * (size_t)(I * 16));
+                    memcpy(dst + I * 16, p->rp + di * H * GH + q * H * 16, sizeof(float) * (size_t)(H * 16));
+                }
+        }
         const float *w = W->data, *r = R->data;
         for (int di = 0; di < D; di++) {
             for (int64_t g = 0; g < GH; g++)
@@ -131,6 +151,7 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     p->off_tmp = off, off += (size_t)(B * H);
     p->off_bias = off, off += (size_t)(D * GH);
     p->off_rbh = off, off += (size_t)(D * H);
+    p->off_a = off, off += p->xp ? (size_t)(B * (I + H)) : 0;
     s->scratch_bytes = off * sizeof(float);
 
     int64_t dy[4], dh[3];
@@ -268,7 +289,9 @@ static void rnn_recur(void *arg, int ith, int nth) {
                 if (step >= len) continue;
                 int64_t t = rev ? len - 1 - step : step;
                 float *g = G0 + (b - b0) * ldg, *h = hs + b * H, *c = cs + b * H, *m = M + b * GH;
-                if (p->kind == K_LSTM && fast) {
+                if (p->kind == K_LSTM && fast && p->kern && H % 8 == 0) {
+                    nn_lstm_cell_avx2(g, c, h, H);
+                } else if (p->kind == K_LSTM && fast) {
                     float *tc = tmp + b * H;
                     nn_vsigmoid(g, g, 3 * H);                 /* i, o, f */
                     nn_vtanh(g + 3 * H, g + 3 * H, H);        /* c~ */
@@ -334,6 +357,51 @@ static void rnn_recur(void *arg, int ith, int nth) {
     }
 }
 
+/* The fused LSTM (no separate input projection): per block of batch rows, per step, one
+ * product [x_t | h] [W^T; R^T] + bias gives every gate (K = I + H), then the cell. The gates
+ * of a block stay in cache; there is no T x B x 4H buffer to write and read back. Rows are
+ * independent sequences, so a thread runs its rows block by block, each through all steps.
+ *   x: [T, B, I] (layout 0) or [B, T, I]; a: [rows, I + H]; g: [rows, 4H] */
+#define FUSED_BLOCK 64
+static void rnn_fused(void *arg, int ith, int nth) {
+    rjob_t *j = arg;
+    const rnn_t *p = j->p;
+    nn_step_t *s = j->s;
+    int64_t b0, b1, H = p->H, I = p->I, GH = p->GH, T = p->T, K = p->I + p->H;
+    nn_split(p->B, ith, nth, &b0, &b1);
+    const float *X = s->in[0]->data;
+    const float *h0 = p->has_h0 ? s->in[5]->data : NULL, *c0 = p->has_c0 ? s->in[6]->data : NULL;
+    float *Y = s->n_out > 0 ? s->out[0]->data : NULL;
+    float *A = j->sc + p->off_a, *G = j->sc + p->off_g;
+    for (int64_t r0 = b0; r0 < b1; r0 += FUSED_BLOCK) {
+        int64_t r1 = r0 + FUSED_BLOCK < b1 ? r0 + FUSED_BLOCK : b1, nb = r1 - r0;
+        for (int d = 0; d < p->D; d++) {
+            int rev = p->dir == 1 || (p->dir == 2 && d == 1);
+            float *cs = j->sc + p->off_c + d * p->B * H;
+            const float *panels = p->xp + d * K * GH, *bias = j->sc + p->off_bias + d * GH;
+            for (int64_t b = r0; b < r1; b++)
+                for (int64_t k = 0; k < H; k++) {
+                    A[b * K + I + k] = h0 ? h0[hoff(p, d, b) + k] : 0.0f;
+                    cs[b * H + k] = c0 ? c0[hoff(p, d, b) + k] : 0.0f;
+                }
+            for (int64_t step = 0; step < T; step++) {
+                int64_t t = rev ? T - 1 - step : step;
+                for (int64_t b = r0; b < r1; b++) memcpy(A + b * K, X + xrow(p, t, b) * I, sizeof(float) * (size_t)I);
+                nn_kern_mm(panels, K, 0, GH, nb, A + r0 * K, K, G + r0 * GH, GH, 0, bias);
+                for (int64_t b = r0; b < r1; b++) {
+                    float *h = A + b * K + I;
+                    nn_lstm_cell_avx2(G + b * GH, cs + b * H, h, H);
+                    if (Y) memcpy(Y + yoff(p, t, d, b), h, sizeof(float) * (size_t)H);
+                }
+            }
+            for (int64_t b = r0; b < r1; b++) {
+                if (s->n_out > 1) memcpy((float *)s->out[1]->data + hoff(p, d, b), A + b * K + I, sizeof(float) * (size_t)H);
+                if (s->n_out > 2) memcpy((float *)s->out[2]->data + hoff(p, d, b), cs + b * H, sizeof(float) * (size_t)H);
+            }
+        }
+    }
+}
+
 static int rnn_run(nn_exec_t *ex, nn_step_t *s) {
     rnn_t *p = s->packed;
     float *sc = s->scratch;
@@ -357,6 +425,11 @@ static int rnn_run(nn_exec_t *ex, nn_step_t *s) {
     }
     /* threads only where the work (multiply-adds) outweighs waking them (tens of us) */
     int64_t work_x = p->D * p->T * p->B * p->I * p->GH, work_h = p->D * p->T * p->B * p->H * p->GH;
+    if (p->xp && !ex->reference) {
+        if (ex->pool && p->B >= 2 && work_x + work_h >= (1 << 20)) nn_pool_run(ex->pool, rnn_fused, &j);
+        else rnn_fused(&j, 0, 1);
+        return 0;
+    }
     if (ex->pool && work_x >= (1 << 20)) nn_pool_run(ex->pool, rnn_project, &j);
     else rnn_project(&j, 0, 1);
     if (ex->pool && p->B >= 2 && work_h >= (1 << 20)) nn_pool_run(ex->pool, rnn_recur, &j);

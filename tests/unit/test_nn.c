@@ -218,6 +218,52 @@ static void test_batch_rows_independent(void) {
     for (int b = 0; b < B; b++) ASSERT_NEAR(big[b], one[b], 1e-5);
 }
 
+/* The fused LSTM path (blocks of 64 rows per thread, one product per step for every gate)
+ * against the reference kernels, with a batch that spans several blocks and a ragged last one. */
+static void test_lstm_fused_blocks_match_reference(void) {
+    nn_model_t *m = load("lstm_regressor");
+    ASSERT_TRUE(m != NULL);
+    enum { B = 301, ROW = 32 * 20 };
+    float *x = malloc(sizeof(float) * B * ROW), fast[B], ref[B];
+    uint64_t s = 777;
+    for (int i = 0; i < B * ROW; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((s >> 40) / (double)(1 << 24) * 4 - 2);
+    }
+    nn_plan_t *pf = plan(m, B, 2, 0, 0), *pr = plan(m, B, 1, 0, 1);
+    int rc = pf && pr ? nn_run(pf, (const void *const[]){ x }, (void *const[]){ fast }, err, sizeof err) : -1;
+    if (!rc) rc = nn_run(pr, (const void *const[]){ x }, (void *const[]){ ref }, err, sizeof err);
+    nn_plan_free(pf);
+    nn_plan_free(pr);
+    nn_model_free(m);
+    free(x);
+    ASSERT_EQ_INT(rc, 0);
+    for (int b = 0; b < B; b++) ASSERT_NEAR(fast[b], ref[b], 1e-5);
+}
+
+/* The fused cell against the formula in double precision. */
+static void test_lstm_cell_matches_formula(void) {
+    if (!nn_kern_available()) return; /* no AVX2: the cell is never used */
+    enum { H = 64 };
+    float g[4 * H], g0[4 * H], c[H], c0[H], h[H];
+    uint64_t s = 99;
+    for (int rep = 0; rep < 200; rep++) {
+        for (int i = 0; i < 4 * H; i++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            g[i] = g0[i] = (float)((s >> 40) / (double)(1 << 24) * 24 - 12); /* [-12, 12) */
+        }
+        for (int i = 0; i < H; i++) c[i] = c0[i] = (float)(((int)(i * 37 + rep) % 41) - 20) / 10.0f;
+        nn_lstm_cell_avx2(g, c, h, H);
+        for (int k = 0; k < H; k++) {
+            double ig = 1 / (1 + exp(-(double)g0[k])), og = 1 / (1 + exp(-(double)g0[H + k]));
+            double fg = 1 / (1 + exp(-(double)g0[2 * H + k])), cc = tanh((double)g0[3 * H + k]);
+            double cn = fg * c0[k] + ig * cc;
+            ASSERT_NEAR(c[k], cn, 2e-6 * (1 + fabs(cn)));
+            ASSERT_NEAR(h[k], og * tanh(cn), 2e-6);
+        }
+    }
+}
+
 /* ---- dropout and MC ---- */
 
 static void test_quantile_linear_interpolation(void) {
@@ -474,6 +520,8 @@ int main(void) {
         TEST_CASE(test_mlp_two_threads),
         TEST_CASE(test_mc_transposed_matches_numpy),
         TEST_CASE(test_batch_rows_independent),
+        TEST_CASE(test_lstm_fused_blocks_match_reference),
+        TEST_CASE(test_lstm_cell_matches_formula),
         TEST_CASE(test_quantile_linear_interpolation),
         TEST_CASE(test_dropout_pass_is_seeded),
         TEST_CASE(test_mc_lstm_equals_naive),
