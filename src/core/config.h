@@ -63,8 +63,9 @@ typedef struct predictd_config {
     int pipeline_window_s;            /* data.features.ready collected this long, then one run */
     int pipeline_interval_s;          /* periodic run of every symbol; 0 = off */
     int pipeline_fast_ttl_s;          /* time to live of pred:{symbol} in the fast layer */
-    int pipeline_batch_normal;        /* symbols per chunk (= inference batch), normal model */
+    int pipeline_batch_normal;        /* symbols per inference batch, normal model */
     int pipeline_batch_earnings;      /* symbols per chunk, earnings model */
+    int pipeline_chunk_batches;       /* inference batches per job chunk (one store commit each) */
     int pipeline_passes;              /* MC-dropout passes */
     long pipeline_seed;               /* MC-dropout seed */
     char pipeline_missing_earnings[16]; /* zeros | skip */

@@ -179,9 +179,17 @@ static int chunk_run(pipeline_t *p, mkt_route_t route, const json_t *params, con
     const char *version = serving_model_version(sm);
     if (m > 0) {
         double t0 = mono_s();
-        float *ins[1] = {x};
-        serving_req_t req = {.rows = (int)m, .inputs = ins, .outputs = o, .mc_passes = passes, .seed = seed};
-        int ir = serving_infer(sm, &req, err, errlen);
+        /* the route's inference batches, in the chunk's order (a row's MC masks depend on its
+         * place in its batch: the same rows give the same batches whatever the chunk size) */
+        const uint32_t bs = (uint32_t)(route == ROUTE_EARNINGS ? p->cfg.pipeline_batch_earnings : p->cfg.pipeline_batch_normal);
+        int ir = SERVING_OK;
+        for (uint32_t r0 = 0; r0 < m && ir == SERVING_OK; r0 += bs) {
+            uint32_t rows = m - r0 < bs ? m - r0 : bs;
+            float *ins[1] = {x + (size_t)r0 * row};
+            float *outs[5] = {o[0] + r0, o[1] + r0, o[2] + r0, o[3] + r0, o[4] + r0};
+            serving_req_t req = {.rows = (int)rows, .inputs = ins, .outputs = outs, .mc_passes = passes, .seed = seed};
+            ir = serving_infer(sm, &req, err, errlen);
+        }
         stg.inference = (mono_s() - t0) * 1000.0;
         if (ir != SERVING_OK) {
             breaker_failure(&p->br_inference);
@@ -307,6 +315,9 @@ void pipeline_models_init(pipeline_t *p) {
         md->xParse = chunk_parse;
         md->xRunChunk = r == ROUTE_EARNINGS ? run_earnings : run_normal;
         md->ctx = p;
-        md->chunk_size = r == ROUTE_EARNINGS ? p->cfg.pipeline_batch_earnings : p->cfg.pipeline_batch_normal;
+        /* several inference batches per chunk: one store commit and one settle for them all */
+        int batch = r == ROUTE_EARNINGS ? p->cfg.pipeline_batch_earnings : p->cfg.pipeline_batch_normal;
+        long cs = (long)batch * (p->cfg.pipeline_chunk_batches > 0 ? p->cfg.pipeline_chunk_batches : 1);
+        md->chunk_size = (int)(cs < 65536 ? cs : 65536);
     }
 }

@@ -510,7 +510,9 @@ def test_crash_between_store_write_and_chunk_settle_writes_history_once():
     """The process dies right after a chunk's outcome is in the store and before the job
     engine settles the chunk: the chunk is redone at the next start, and the history still
     has one row per symbol and run (its key is (run_id, symbol))."""
-    env = {"PREDICTD_PIPELINE_BATCH_NORMAL": "4", "PREDICTD_JOBS_WORKERS": "1"}
+    # chunks of one batch of 4: the crash comes after the second of the run's three chunks
+    env = {"PREDICTD_PIPELINE_BATCH_NORMAL": "4", "PREDICTD_PIPELINE_CHUNK_BATCHES": "1",
+           "PREDICTD_JOBS_WORKERS": "1"}
     syms = ["C%02d" % i for i in range(10)]
     with server(env=dict(env, PREDICTD_PIPELINE_FAULT_EXIT_AFTER_CHUNKS="2")) as s:
         c = s.client()
@@ -586,6 +588,33 @@ def test_inference_breaker_opens_after_ten_failures():
             ok('predictd_pipeline_errors_total{type="breaker_open"}' in c.get("/metrics").text, "counted")
     finally:
         shutil.rmtree(repo, ignore_errors=True)
+
+
+@suite.test
+def test_chunks_of_several_batches_predict_as_batch_sized_chunks():
+    """pipeline.chunk_batches only groups inference batches into one job chunk (one store
+    commit): the batches, hence every MC output, are the same as with one batch per chunk."""
+    syms = ["G%02d" % i for i in range(11)]
+    rows = []
+    for i, sym in enumerate(syms):
+        rows += vectors(sym, K, 3000 + i)
+    got = {}
+    for cb in ("1", "3"):
+        env = {"PREDICTD_PIPELINE_BATCH_NORMAL": "4", "PREDICTD_PIPELINE_CHUNK_BATCHES": cb,
+               "PREDICTD_PIPELINE_WINDOW_S": "3600"}
+        with server(env=env) as s:
+            c = s.client()
+            post_features(c, rows)
+            done = run(c, {"symbols": syms})
+            eq((done["status"], done["succeeded"]), ("COMPLETED", 11), "run with chunk_batches=%s" % cb)
+            job = c.job(done["jobs"][0])
+            eq(job["model"], "predict.normal", "the normal job")
+            got[cb] = {sym: c.expect(200, "GET", "/api/v1/predictions/%s" % sym).json for sym in syms}
+            s.check_clean_exit()
+    for sym in syms:
+        a, b = got["1"][sym], got["3"][sym]
+        for k in ("predicted_return", "uncertainty", "p10", "p50", "p90", "predicted_price"):
+            eq(a[k], b[k], "%s %s: chunk_batches 1 vs 3" % (sym, k))
 
 
 @suite.test
