@@ -83,20 +83,7 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
         }
         graph_unlock(j->g);
         if (k < m) continue;
-        buf_t b = {0};
-        if (jobs_blob_encode(&b, ptr, m, no, codes, vals) < 0 || b.oom) {
-            buf_free(&b);
-            continue;
-        }
-        store_chunk_blob_t *cb = &pf->settled[pf->n_settled++];
-        cb->chunk = (uint32_t)ch;
-        cb->len = b.len;
-        cb->blob = buf_steal(&b);
-        pf->done[ch] = 1;
-        for (uint32_t q = 0; q < m; q++) {
-            if (codes[q] == MODEL_OK) pf->successful++;
-            else pf->failed++;
-        }
+        jobs_prefill_add(pf, (uint32_t)ch, ptr, m, no, codes, vals); /* no memory: it runs */
     }
     free(ptr);
     free(codes);
@@ -107,6 +94,25 @@ fail:
     free(codes);
     free(vals);
     jobs_prefill_free(pf);
+    return 0;
+}
+
+int jobs_prefill_add(jobs_prefill_t *pf, uint32_t chunk, const char *const *ids, uint32_t m, int n_outputs,
+                     const uint8_t *codes, const double *vals) {
+    buf_t b = {0};
+    if (jobs_blob_encode(&b, ids, m, n_outputs, codes, vals) < 0 || b.oom) {
+        buf_free(&b);
+        return -1;
+    }
+    store_chunk_blob_t *cb = &pf->settled[pf->n_settled++];
+    cb->chunk = chunk;
+    cb->len = b.len;
+    cb->blob = buf_steal(&b);
+    pf->done[chunk] = 1;
+    for (uint32_t q = 0; q < m; q++) {
+        if (codes[q] == MODEL_OK) pf->successful++;
+        else pf->failed++;
+    }
     return 0;
 }
 

@@ -72,20 +72,8 @@ long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const 
             LOG_W("inline chunk failed; queued instead", "job=%s chunk=%ld reason=\"%s\"", job_id, ch, err);
             break;
         }
-        buf_t b = {0};
-        if (jobs_blob_encode(&b, ptr + from, m, no, codes, vals) < 0 || b.oom) {
-            buf_free(&b);
-            break;
-        }
-        store_chunk_blob_t *cb = &pf->settled[pf->n_settled++];
-        cb->chunk = (uint32_t)ch;
-        cb->len = b.len;
-        cb->blob = buf_steal(&b);
-        pf->done[ch] = 1;
-        for (uint32_t q = 0; q < m; q++) {
-            if (codes[q] == MODEL_OK) pf->successful++;
-            else pf->failed++, pf->inline_failed++;
-        }
+        if (jobs_prefill_add(pf, (uint32_t)ch, ptr + from, m, no, codes, vals) < 0) break;
+        for (uint32_t q = 0; q < m; q++) pf->inline_failed += codes[q] != MODEL_OK;
         pf->inline_n += m;
         settled++;
     }

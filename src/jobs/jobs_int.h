@@ -123,6 +123,10 @@ void jobs_prefill_free(jobs_prefill_t *pf);
  * settled; a model failure leaves the remaining chunks to the queue. */
 long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const char *job_id,
                       const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf);
+/* Encodes a chunk's m results as its blob and adds it to pf as settled (counts included).
+ * 0 ok, -1 out of memory (pf unchanged). */
+int jobs_prefill_add(jobs_prefill_t *pf, uint32_t chunk, const char *const *ids, uint32_t m, int n_outputs,
+                     const uint8_t *codes, const double *vals);
 /* The job was stored: counts its prefilled entities as cache hits. */
 void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf);
 

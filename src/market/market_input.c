@@ -217,6 +217,20 @@ static int feat_header(void *arg, const char *const *h, size_t nh, char *msg, si
     return 0;
 }
 
+/* Room for row n in *rows (capacity *cap, elements of elem bytes), doubling. 0 ok, -1 with msg. */
+static int grow_rows(void **rows, size_t *cap, size_t n, size_t elem, char *msg, size_t msglen) {
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 256;
+    void *p = realloc(*rows, c * elem);
+    if (!p) {
+        snprintf(msg, msglen, "out of memory");
+        return -1;
+    }
+    *rows = p;
+    *cap = c;
+    return 0;
+}
+
 static int cell_number(const char *s, double *out) {
     if (!*s) return -1;
     char *end;
@@ -272,16 +286,7 @@ static int feat_record(void *arg, long line, const char *const *h, size_t nh, co
         }
         r.has_earn = !empty;
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        feat_row_t *p = realloc(c->rows, cap * sizeof *p);
-        if (!p) {
-            snprintf(msg, msglen, "out of memory");
-            return -1;
-        }
-        c->rows = p;
-        c->cap = cap;
-    }
+    if (grow_rows((void **)&c->rows, &c->cap, c->n, sizeof *c->rows, msg, msglen)) return -1;
     c->rows[c->n++] = r;
     return 0;
 }
@@ -346,16 +351,7 @@ static int cal_record(void *arg, long line, const char *const *h, size_t nh, con
         snprintf(msg, msglen, "time '%.40s' is not bmo, amc or unknown", fl[c->col[2]]);
         return -1;
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 256;
-        cal_row_t *p = realloc(c->rows, cap * sizeof *p);
-        if (!p) {
-            snprintf(msg, msglen, "out of memory");
-            return -1;
-        }
-        c->rows = p;
-        c->cap = cap;
-    }
+    if (grow_rows((void **)&c->rows, &c->cap, c->n, sizeof *c->rows, msg, msglen)) return -1;
     c->rows[c->n++] = r;
     return 0;
 }

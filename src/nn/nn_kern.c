@@ -102,11 +102,9 @@ __attribute__((target("avx2,fma"))) void nn_vsigmoid_avx2(float *y, const float 
     }
 }
 
-/* tanh(x) = 2 sigmoid(2x) - 1, and near 0 (|x| < 1/4, where that cancels) its Taylor series
- * to x^11 (error < 3e-9). */
-__attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x) {
-    const __m256 two = _mm256_set1_ps(2.0f), one = _mm256_set1_ps(1.0f);
-    __m256 big = _mm256_fmsub_ps(two, sigmoid8(_mm256_mul_ps(two, x)), one);
+/* tanh(x) from big = 2 sigmoid(2x) - 1, except near 0 (|x| < 1/4, where that cancels):
+ * there its Taylor series to x^11 (error < 3e-9). */
+__attribute__((target("avx2,fma"))) static inline __m256 tanh8_near0(__m256 x, __m256 big) {
     __m256 x2 = _mm256_mul_ps(x, x);
     __m256 p = _mm256_set1_ps(-1382.0f / 155925);
     p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(62.0f / 2835));
@@ -116,6 +114,11 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x) {
     __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, x2), x, x);
     __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
     return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.25f), _CMP_LT_OQ));
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x) {
+    const __m256 two = _mm256_set1_ps(2.0f), one = _mm256_set1_ps(1.0f);
+    return tanh8_near0(x, _mm256_fmsub_ps(two, sigmoid8(_mm256_mul_ps(two, x)), one));
 }
 
 __attribute__((target("avx2,fma"))) void nn_vtanh_avx2(float *y, const float *x, int64_t n) {
@@ -139,19 +142,10 @@ __attribute__((target("avx2,fma"))) static inline __m256 sigmoid8_nr(__m256 x) {
     return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
 }
 
-/* tanh8 with sigmoid8_nr inside (2 sigmoid(2x) - 1, Taylor series below |x| = 1/4). */
+/* tanh8 with sigmoid8_nr inside. */
 __attribute__((target("avx2,fma"))) static inline __m256 tanh8_nr(__m256 x) {
     const __m256 two = _mm256_set1_ps(2.0f), one = _mm256_set1_ps(1.0f);
-    __m256 big = _mm256_fmsub_ps(two, sigmoid8_nr(_mm256_mul_ps(two, x)), one);
-    __m256 x2 = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(-1382.0f / 155925);
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(62.0f / 2835));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-17.0f / 315));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(2.0f / 15));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(-1.0f / 3));
-    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, x2), x, x);
-    __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.25f), _CMP_LT_OQ));
+    return tanh8_near0(x, _mm256_fmsub_ps(two, sigmoid8_nr(_mm256_mul_ps(two, x)), one));
 }
 
 __attribute__((target("avx2,fma"))) void nn_lstm_cell_avx2(float *g, float *c, float *h, int64_t H) {
