@@ -132,29 +132,43 @@ __attribute__((target("avx2,fma"))) void nn_vtanh_avx2(float *y, const float *x,
     }
 }
 
-/* The LSTM cell's sigmoid: 1 / d by the reciprocal estimate and one Newton step (relative
- * error ~1e-7, an absolute error far below what the gates' products can show) instead of a
- * division; the state's values are in a bounded range, so the edge cases the exact sigmoid8
- * keeps (NaN lanes, denormal results) do not matter here. */
-__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8_nr(__m256 x) {
-    __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), x)));
-    __m256 r = _mm256_rcp_ps(d);
-    return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.0f)));
+/* tanh for the LSTM cell: x P(x^2) / Q(x^2) on [-9, 9] (clamped outside, where tanh is 1 to
+ * within 3e-8), P and Q of degree 4 in x^2 fitted by this project (Lawson-weighted least
+ * squares on [0, 9] against tanh in double: largest error 2e-8 in double, 3.4e-7 evaluated in
+ * float32), with the reciprocal estimate + a Newton step for 1/Q (Q >= 1). About half the
+ * work of exp + reciprocal + the series blend; every lane finite for finite input. */
+__attribute__((target("avx2,fma"))) static inline __m256 tanh8_rat(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
+    __m256 t = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(1.3182973518377494e-08f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(2.0470678496339705e-05f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.003486500977581371f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.13373125871033037f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.9999999062370115f));
+    __m256 q = _mm256_set1_ps(7.702078138188684e-07f);
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.00032712607488109336f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.025841659968944757f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.46706422571077544f));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.0f));
+    __m256 r = _mm256_rcp_ps(q);
+    r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0f)));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(x, p), r);
+    return _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-1.0f)), _mm256_set1_ps(1.0f));
 }
 
-/* tanh8 with sigmoid8_nr inside. */
-__attribute__((target("avx2,fma"))) static inline __m256 tanh8_nr(__m256 x) {
-    const __m256 two = _mm256_set1_ps(2.0f), one = _mm256_set1_ps(1.0f);
-    return tanh8_near0(x, _mm256_fmsub_ps(two, sigmoid8_nr(_mm256_mul_ps(two, x)), one));
+/* sigmoid(x) = (1 + tanh(x / 2)) / 2 */
+__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8_rat(__m256 x) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    return _mm256_fmadd_ps(half, tanh8_rat(_mm256_mul_ps(half, x)), half);
 }
 
 __attribute__((target("avx2,fma"))) void nn_lstm_cell_avx2(float *g, float *c, float *h, int64_t H) {
     for (int64_t k = 0; k + 8 <= H; k += 8) {
-        __m256 i = sigmoid8_nr(_mm256_loadu_ps(g + k)), o = sigmoid8_nr(_mm256_loadu_ps(g + H + k));
-        __m256 f = sigmoid8_nr(_mm256_loadu_ps(g + 2 * H + k)), cc = tanh8_nr(_mm256_loadu_ps(g + 3 * H + k));
+        __m256 i = sigmoid8_rat(_mm256_loadu_ps(g + k)), o = sigmoid8_rat(_mm256_loadu_ps(g + H + k));
+        __m256 f = sigmoid8_rat(_mm256_loadu_ps(g + 2 * H + k)), cc = tanh8_rat(_mm256_loadu_ps(g + 3 * H + k));
         __m256 cn = _mm256_fmadd_ps(f, _mm256_loadu_ps(c + k), _mm256_mul_ps(i, cc));
         _mm256_storeu_ps(c + k, cn);
-        _mm256_storeu_ps(h + k, _mm256_mul_ps(o, tanh8_nr(cn)));
+        _mm256_storeu_ps(h + k, _mm256_mul_ps(o, tanh8_rat(cn)));
     }
 }
 
