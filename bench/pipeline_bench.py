@@ -96,33 +96,52 @@ class Events(threading.Thread):
         self.closed = False
 
     def run(self):
-        topic, data = None, []
+        # Reads the stream in large pieces and takes each event's topic and run id from its
+        # bytes; only a pipeline.run.completed event is decoded with json. A line-by-line
+        # reader that decoded all 5,000 events per round cost ~0.1 s of Python CPU on the
+        # same 2 cores as the server, inside the measured time (the check that every symbol's
+        # prediction is there is done off the clock, from the fast layer and the history).
+        buf = b""
         try:
             while True:
-                line = self.resp.readline()
-                if not line:
+                piece = self.resp.read1(1 << 16)
+                if not piece:
                     break
-                line = line.decode("utf-8", "replace").rstrip("\r\n")
-                if line.startswith(": dropped"):
-                    m = re.match(r": dropped (\d+)", line)
-                    with self.lock:
-                        self.dropped += int(m.group(1)) if m else 1
-                elif line.startswith("event: "):
-                    topic = line[7:]
-                elif line.startswith("data: "):
-                    data.append(line[6:])
-                elif line == "":
-                    if topic is not None:
-                        t = time.monotonic()
+                t = time.monotonic()
+                buf += piece
+                *blocks, buf = buf.split(b"\n\n")
+                got = []
+                for b in blocks:
+                    topic, data, dropped = None, [], 0
+                    for line in b.split(b"\n"):
+                        line = line.rstrip(b"\r")
+                        if line.startswith(b": dropped"):
+                            m = re.match(rb": dropped (\d+)", line)
+                            dropped += int(m.group(1)) if m else 1
+                        elif line.startswith(b"event: "):
+                            topic = line[7:].decode()
+                        elif line.startswith(b"data: "):
+                            data.append(line[6:])
+                    if dropped:
+                        with self.lock:
+                            self.dropped += dropped
+                    if topic is None:
+                        continue
+                    raw = b"\n".join(data)
+                    if topic == "pipeline.run.completed":
                         try:
-                            d = json.loads("\n".join(data))
+                            d = json.loads(raw)
                         except ValueError:
                             d = None
-                        with self.lock:
-                            self.events.append((t, topic, d))
-                            self.lock.notify_all()
-                    topic, data = None, []
-        except (OSError, http.client.HTTPException):
+                    else:
+                        i = raw.find(b'"run_id":"')
+                        d = {"run_id": raw[i + 10:raw.index(b'"', i + 10)].decode()} if i >= 0 else None
+                    got.append((t, topic, d))
+                if got:
+                    with self.lock:
+                        self.events.extend(got)
+                        self.lock.notify_all()
+        except (OSError, http.client.HTTPException, ValueError):
             pass
         with self.lock:
             self.closed = True
