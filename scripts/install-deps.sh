@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev
-  sqlite3 curl python3 procps
+  sqlite3 curl python3 procps tzdata
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libopenblas-dev
   python3-onnx python3-numpy
   clang libclang-rt-14-dev

@@ -50,13 +50,15 @@ if [ ! -f "$MODELS/normal_day/1/model.onnx" ] || [ ! -f "$MODELS/earnings_day/1/
   "$PY_ONNX" scripts/gen-market-models.py --out "$MODELS" --seed 6 ||
     { echo "run-demo: could not generate the models (python3-onnx, python3-numpy: make deps)" >&2; exit 1; }
 fi
-# the demo market is for one trading day: a new one when today's is not the one on disk
-TODAY=$(date -u +%F)
+# the demo market is for one trading day (the exchange's: pipeline.timezone, New York by
+# default, which is what the server's periodic runs route for): a new one when today's is not
+# the one on disk
+TODAY=$(TZ=${PREDICTD_PIPELINE_TIMEZONE:-America/New_York} date +%F)
 if [ ! -f "$MARKET/market.json" ] || [ ! -f "$MARKET/features.csv" ] ||
    ! python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["date"] < sys.argv[2])' \
      "$MARKET/market.json" "$TODAY" 2>/dev/null; then
   echo "run-demo: generating the demo market (5,000 symbols) into $MARKET"
-  python3 scripts/gen-demo-market.py --symbols 5000 --steps 32 --seed 6 --out "$MARKET"
+  python3 scripts/gen-demo-market.py --symbols 5000 --steps 32 --seed 6 --date "$TODAY" --out "$MARKET"
 fi
 MDATE=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["date"])' "$MARKET/market.json")
 market_example() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or "")' "$MARKET/market.json" "$1"; }

@@ -22,6 +22,7 @@
 #include "core/app.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "market/calendar.h"
 #include "market/pipeline.h"
 #include "push/push_hub.h"
 #include "serving/serving.h"
@@ -114,6 +115,12 @@ int cmd_serve(int argc, char **argv) {
         (level && cli_set(&app.cfg, "log.level", level)))
         return 2;
     log_set_level_name(app.cfg.log_level);
+    /* the exchange's zone, for the market pipeline's "today": TZ is set before any thread */
+    char tzerr[256];
+    if (mkt_set_timezone(app.cfg.pipeline_timezone, tzerr, sizeof tzerr)) {
+        LOG_E("bad configuration", "reason=\"%s\"", tzerr);
+        return 1;
+    }
 
     /* Before any thread starts: every thread inherits the blocked set. A shell starts
      * background jobs with SIGINT ignored; take the default back so sigwait sees it. */

@@ -80,6 +80,7 @@ static const key_def_t KEYS[] = {
     {"pipeline", "passes", I(pipeline_passes), "20", 2, 1000, "MC-dropout passes per prediction"},
     {"pipeline", "seed", L(pipeline_seed), "42", 0, 1L << 62, "MC-dropout seed (the same seed and batch give the same predictions)"},
     {"pipeline", "missing_earnings", S(pipeline_missing_earnings), "zeros", 0, 0, "an earnings-day symbol without earnings features: zeros (fill in 0) or skip (fail it)"},
+    {"pipeline", "timezone", S(pipeline_timezone), "America/New_York", 0, 0, "the exchange's time zone (an IANA name from /usr/share/zoneinfo, or UTC): the trading day a run routes for, when the request names none, is today's date there"},
     {"pipeline", "holidays", S(pipeline_holidays), "", 0, 0, "market holidays, comma-separated YYYY-MM-DD (weekends are never trading days)"},
     {"pipeline", "consistency_interval_s", I(pipeline_consistency_interval_s), "60", 0, 86400, "compare the fast layer with the store this often (repair + alert above 5 %); 0 = off"},
     {"pipeline", "max_symbols_per_run", L(pipeline_max_symbols_per_run), "100000", 1, 10000000, "symbols one run may hold; more gets 422"},

@@ -70,6 +70,7 @@ typedef struct predictd_config {
     long pipeline_seed;               /* MC-dropout seed */
     char pipeline_missing_earnings[16]; /* zeros | skip */
     char pipeline_holidays[2048];     /* comma-separated YYYY-MM-DD */
+    char pipeline_timezone[64];       /* IANA zone of the exchange: what "today" means */
     int pipeline_consistency_interval_s; /* fast layer vs store check; 0 = off */
     long pipeline_max_symbols_per_run;
     int pipeline_calendar_refresh_s;  /* calendar cache reload period */

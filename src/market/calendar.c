@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/util.h"
@@ -50,8 +51,33 @@ void mkt_date_format(int32_t day, char out[11]) {
 }
 
 int32_t mkt_today(void) {
-    int64_t ms = now_ms();
-    return (int32_t)(ms / 86400000);
+    time_t now = (time_t)(now_ms() / 1000);
+    struct tm tm;
+    if (!localtime_r(&now, &tm)) return (int32_t)(now / 86400);
+    return days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+int mkt_set_timezone(const char *zone, char *err, size_t errlen) {
+    if (!zone || !*zone || !strcmp(zone, "UTC")) zone = "UTC";
+    else {
+        char path[160];
+        struct stat sb;
+        if (zone[0] == '/' || strstr(zone, "..") || strlen(zone) > 100) {
+            snprintf(err, errlen, "pipeline.timezone '%.100s' is not an IANA zone name", zone);
+            return -1;
+        }
+        snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone);
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            snprintf(err, errlen, "pipeline.timezone '%s': no such zone in /usr/share/zoneinfo (install tzdata, or use UTC)", zone);
+            return -1;
+        }
+    }
+    if (setenv("TZ", zone, 1) != 0) {
+        snprintf(err, errlen, "cannot set TZ");
+        return -1;
+    }
+    tzset();
+    return 0;
 }
 
 int mkt_weekday(int32_t day) {

@@ -22,7 +22,11 @@ typedef enum { ROUTE_NORMAL = 0, ROUTE_EARNINGS = 1 } mkt_route_t;
 /* Strict "YYYY-MM-DD" (a real calendar date, years 1900..9999). 0 ok, -1 malformed. */
 int mkt_date_parse(const char *s, int32_t *day);
 void mkt_date_format(int32_t day, char out[11]);
-int32_t mkt_today(void);           /* the UTC date now */
+int32_t mkt_today(void);           /* the date now in the exchange's zone (mkt_set_timezone) */
+/* Makes zone (an IANA name, e.g. "America/New_York"; "" or "UTC": UTC) the process's local
+ * time zone, which mkt_today reads. Sets TZ: call at start, before any thread. 0 ok, -1 with
+ * err when the zone is not in /usr/share/zoneinfo (glibc would silently use UTC). */
+int mkt_set_timezone(const char *zone, char *err, size_t errlen);
 int mkt_weekday(int32_t day);      /* 0 Sunday .. 6 Saturday */
 
 typedef struct {

@@ -4,6 +4,8 @@
  * calendar (2026-11-23 is a Monday) and the rules in MODELS.md, not from running the code. */
 #include <float.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "kv/kv.h"
 #include "market/breaker.h"
@@ -39,6 +41,33 @@ static void test_dates(void) {
     ASSERT_EQ_INT(mkt_weekday(D("2026-11-21")), 6);   /* Saturday */
     ASSERT_EQ_INT(mkt_weekday(D("2026-11-22")), 0);   /* Sunday */
     ASSERT_EQ_INT(mkt_weekday(D("2026-11-23")), 1);   /* Monday */
+}
+
+/* "today" is the date in the exchange's zone. Etc/GMT+12 is UTC-12 and Etc/GMT-14 UTC+14
+ * (POSIX signs): their dates are computed here from the clock, independently. */
+static void test_today_in_the_exchange_zone(void) {
+    char err[256];
+    ASSERT_EQ_INT(mkt_set_timezone("Etc/GMT+12", err, sizeof err), 0);
+    time_t t0 = time(NULL);
+    int32_t west = mkt_today();
+    time_t t1 = time(NULL);
+    int32_t w0 = (int32_t)((t0 - 12 * 3600) / 86400), w1 = (int32_t)((t1 - 12 * 3600) / 86400);
+    ASSERT_TRUE(west == w0 || west == w1);
+    ASSERT_EQ_INT(mkt_set_timezone("Etc/GMT-14", err, sizeof err), 0);
+    t0 = time(NULL);
+    int32_t east = mkt_today();
+    t1 = time(NULL);
+    ASSERT_TRUE(east == (int32_t)((t0 + 14 * 3600) / 86400) || east == (int32_t)((t1 + 14 * 3600) / 86400));
+    ASSERT_TRUE(east - west == 1 || east - west == 2); /* 26 hours apart */
+    ASSERT_EQ_INT(mkt_set_timezone("", err, sizeof err), 0); /* UTC */
+    t0 = time(NULL);
+    int32_t utc = mkt_today();
+    t1 = time(NULL);
+    ASSERT_TRUE(utc == (int32_t)(t0 / 86400) || utc == (int32_t)(t1 / 86400));
+    ASSERT_EQ_INT(mkt_set_timezone("Mars/Olympus", err, sizeof err), -1);
+    ASSERT_TRUE(strstr(err, "Mars/Olympus") != NULL);
+    ASSERT_EQ_INT(mkt_set_timezone("../etc/passwd", err, sizeof err), -1);
+    ASSERT_EQ_INT(mkt_set_timezone("UTC", err, sizeof err), 0);
 }
 
 static void test_trading_days(void) {
@@ -453,7 +482,7 @@ static void test_calendar_input(void) {
 
 int main(void) {
     static const test_case_t cases[] = {
-        TEST_CASE(test_dates),         TEST_CASE(test_trading_days),  TEST_CASE(test_router_rule),
+        TEST_CASE(test_dates),         TEST_CASE(test_trading_days),  TEST_CASE(test_today_in_the_exchange_zone),  TEST_CASE(test_router_rule),
         TEST_CASE(test_calendar_cache), TEST_CASE(test_breaker),      TEST_CASE(test_kv_ttl),
         TEST_CASE(test_feature_window), TEST_CASE(test_features_json), TEST_CASE(test_features_csv),
         TEST_CASE(test_calendar_input),
