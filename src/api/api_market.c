@@ -340,12 +340,28 @@ void api_pipeline_debug_post(api_req_t *rq, api_resp_t *rs) {
         return;
     }
     if (api_parse_body(rq, rs, &doc)) return;
-    const json_t *down = json_object_get(doc, "fast_layer_down");
-    if (!json_is_object(doc) || json_object_size(doc) != 1 || !json_is_boolean(down)) {
-        api_invalid(rs, "fast_layer_down", "the body must be {\"fast_layer_down\": true|false}");
+    /* {"fast_layer_down"?: bool, "events_down"?: bool}, at least one; nothing changes on an error */
+    const json_t *fast = json_object_get(doc, "fast_layer_down"), *events = json_object_get(doc, "events_down");
+    const char *key;
+    json_t *v;
+    const char *bad = NULL;
+    if (!json_is_object(doc) || (!fast && !events)) bad = "fast_layer_down";
+    else
+        json_object_foreach(doc, key, v) {
+            if ((strcmp(key, "fast_layer_down") && strcmp(key, "events_down")) || !json_is_boolean(v)) {
+                bad = key;
+                break;
+            }
+        }
+    if (bad) {
+        api_invalid(rs, bad, "the body must be {\"fast_layer_down\"?: true|false, \"events_down\"?: true|false}");
     } else {
-        pipeline_set_fast_layer_down(p, json_is_true(down));
-        buf_printf(&rs->body, "{\"fast_layer_down\":%s}", json_is_true(down) ? "true" : "false");
+        if (fast) pipeline_set_fast_layer_down(p, json_is_true(fast));
+        if (events) pipeline_set_events_down(p, json_is_true(events));
+        json_t *out = json_object();
+        if (fast) json_object_set(out, "fast_layer_down", (json_t *)fast);
+        if (events) json_object_set(out, "events_down", (json_t *)events);
+        api_reply_json(rs, 200, out);
     }
     json_decref(doc);
 }

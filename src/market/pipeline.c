@@ -26,7 +26,7 @@ static int64_t clock_mono(void *arg) {
 void pipeline_publish(pipeline_t *p, const char *topic, const char *json, size_t len) {
     if (!p->bus) return;
     pthread_mutex_lock(&p->mu);
-    int backlog = p->outbox != NULL; /* keep the order: behind what waits already */
+    int backlog = p->outbox != NULL || p->events_down; /* keep the order: behind what waits already */
     pthread_mutex_unlock(&p->mu);
     if (!backlog && bus_publish(p->bus, topic, json, len) == 0) return;
     metrics_counter_add(p->m, "predictd_pipeline_errors_total", "type=\"publish\"", 1);
@@ -61,7 +61,7 @@ void pipeline_publish(pipeline_t *p, const char *topic, const char *json, size_t
 static void outbox_flush(pipeline_t *p) {
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        outbox_ev_t *e = p->outbox;
+        outbox_ev_t *e = p->events_down ? NULL : p->outbox;
         pthread_mutex_unlock(&p->mu);
         if (!e || bus_publish(p->bus, e->topic, e->json, strlen(e->json)) != 0) return;
         pthread_mutex_lock(&p->mu);
@@ -698,4 +698,9 @@ void pipeline_free(pipeline_t *p) {
 }
 
 void pipeline_set_fast_layer_down(pipeline_t *p, int down) { kv_set_down(p->kv, down); }
+void pipeline_set_events_down(pipeline_t *p, int down) {
+    pthread_mutex_lock(&p->mu);
+    p->events_down = down;
+    pthread_mutex_unlock(&p->mu);
+}
 int pipeline_debug_enabled(pipeline_t *p) { return p->cfg.pipeline_debug; }

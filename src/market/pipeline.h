@@ -65,6 +65,9 @@ int pipeline_history(pipeline_t *p, const char *symbol, int64_t from_ms, int64_t
 int pipeline_consistency_check(pipeline_t *p, buf_t *out);
 /* Failure injection (pipeline.debug): the fast layer answers as if down (1) or not (0). */
 void pipeline_set_fast_layer_down(pipeline_t *p, int down);
+/* Failure injection (pipeline.debug): while down, every event publish fails, so events go to
+ * the bounded outbox and are retried in order once it is up again. */
+void pipeline_set_events_down(pipeline_t *p, int down);
 int pipeline_debug_enabled(pipeline_t *p);
 
 #endif

@@ -63,6 +63,7 @@ struct pipeline {
     int64_t window_started_ms;  /* mono; 0 = no window open */
     outbox_ev_t *outbox, *outbox_tail;
     long outbox_n;
+    int events_down;            /* failure injection (pipeline.debug): every publish fails */
     int stop;
     long chunks_stored;         /* for pipeline.fault_exit_after_chunks */
 

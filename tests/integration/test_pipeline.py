@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import sys
@@ -355,6 +356,10 @@ class Events:
         with self.lock:
             fail("events not seen: %r" % self.events[-5:])
 
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
     def close(self):
         self.sock.close()
 
@@ -615,6 +620,47 @@ def test_chunks_of_several_batches_predict_as_batch_sized_chunks():
         a, b = got["1"][sym], got["3"][sym]
         for k in ("predicted_return", "uncertainty", "p10", "p50", "p90", "predicted_price"):
             eq(a[k], b[k], "%s %s: chunk_batches 1 vs 3" % (sym, k))
+
+
+@suite.test
+def test_events_kept_in_the_bounded_outbox_while_publishing_fails():
+    """While publishing fails (failure injection), a run's events wait in the outbox, bounded
+    by pipeline.outbox_max (oldest dropped, counted); once publishing works again the rest are
+    delivered in order. The predictions themselves are stored and readable meanwhile."""
+    env = {"PREDICTD_PIPELINE_DEBUG": "1", "PREDICTD_PIPELINE_OUTBOX_MAX": "4", "PREDICTD_PIPELINE_WINDOW_S": "3600"}
+    syms = ["OB%d" % i for i in range(6)]
+    with server(env=env) as s:
+        c = s.client()
+        rows = []
+        for i, sym in enumerate(syms):
+            rows += vectors(sym, K, 4000 + i)
+        post_features(c, rows)
+        eq(c.expect(200, "POST", "/api/v1/pipeline/debug", {"events_down": True}).json, {"events_down": True}, "knob")
+        c.expect(422, "POST", "/api/v1/pipeline/debug", {"events_down": 1})
+        c.expect(422, "POST", "/api/v1/pipeline/debug", {"events_down": True, "other": True})
+        ev = Events(s.port, "prediction.updated,pipeline.run.completed")
+        r = c.expect(202, "POST", "/api/v1/pipeline/run", {"symbols": syms}).json
+        # the run completes (its status is read from the store), its events wait
+        t0 = time.time()
+        while c.expect(200, "GET", "/api/v1/pipeline/runs/" + r["run_id"]).json["status"] != "COMPLETED":
+            ok(time.time() - t0 < 60 * SLOW, "run completes while events are down")
+            time.sleep(0.05)
+        for sym in syms:
+            eq(c.expect(200, "GET", "/api/v1/predictions/%s" % sym).json["run_id"], r["run_id"], sym + " stored")
+        time.sleep(0.5 * SLOW)
+        eq([t for t, d in ev.snapshot()], [], "nothing published while down")
+        text = c.expect(200, "GET", "/metrics").body.decode()
+        m = re.search(r"^predictd_pipeline_outbox_dropped_total ([0-9.e+]+)$", text, re.M)
+        # 6 prediction.updated + 1 pipeline.run.completed = 7 events for an outbox of 4
+        eq(float(m.group(1)) if m else None, 3.0, "the 3 oldest dropped, counted")
+        c.expect(200, "POST", "/api/v1/pipeline/debug", {"events_down": False})
+        evs = ev.wait(lambda e: any(t == "pipeline.run.completed" for t, d in e))
+        got = [(t, d.get("symbol")) for t, d in evs]
+        # the 4 newest, in publication order: the last 3 symbols' updates, then the completion
+        eq([t for t, _ in got], ["prediction.updated"] * 3 + ["pipeline.run.completed"], "kept events, in order")
+        eq(len({sym for _, sym in got if sym}), 3, "three distinct symbols")
+        ev.close()
+        s.check_clean_exit()
 
 
 @suite.test
