@@ -5,6 +5,7 @@
 #include "nn/nn.h"
 #include "onnx.pb-c.h"
 
+#include <math.h>
 #include <stdarg.h>
 
 /* A named value of the graph: a graph input, an initializer or a node output. */
@@ -172,8 +173,14 @@ static inline uint64_t nn_mix64(uint64_t x) {
 static inline uint64_t nn_mask_stream(uint64_t seed, int node, int pass) {
     return nn_mix64(nn_mix64(seed ^ nn_mix64((uint64_t)node + 1)) ^ ((uint64_t)pass * 0xd1b54a32d192ed03ULL));
 }
-static inline double nn_mask_uniform(uint64_t stream, int64_t idx) {
-    return (double)(nn_mix64(stream ^ nn_mix64((uint64_t)idx)) >> 11) * 0x1.0p-53;
+/* 53 random bits for element idx of a stream: splitmix64's output for the counter idx, one
+ * mix per element (the stream is already mixed). keep = bits >= nn_mask_threshold(ratio),
+ * which is u >= ratio for u = bits / 2^53, compared in integers. */
+static inline uint64_t nn_mask_bits(uint64_t stream, int64_t idx) {
+    return nn_mix64(stream + (uint64_t)idx * 0x9e3779b97f4a7c15ULL) >> 11;
+}
+static inline uint64_t nn_mask_threshold(double ratio) {
+    return (uint64_t)ceil(ratio * 0x1.0p53); /* exact: a power-of-two scaling */
 }
 
 #endif

@@ -148,10 +148,11 @@ static int run_dropout(nn_exec_t *ex, nn_step_t *s) {
     double ratio = s->fp[0] >= 0 ? s->fp[0] : nn_val_getf(s->in[1], 0);
     if (!(ratio >= 0 && ratio < 1)) return NN_ERR_INVALID;
     float scale = (float)(1.0 / (1.0 - ratio));
+    const uint64_t thr = nn_mask_threshold(ratio);
     if (ex->dropout_mode == 1) {
         uint64_t st = nn_mask_stream(ex->seed, s->node_index, ex->pass);
         for (int64_t i = 0; i < x->numel; i++) {
-            int keep = nn_mask_uniform(st, i) >= ratio;
+            int keep = nn_mask_bits(st, i) >= thr;
             out[i] = keep ? in[i] * scale : 0.0f;
             if (mask) mask[i] = (uint8_t)keep;
         }
@@ -165,7 +166,7 @@ static int run_dropout(nn_exec_t *ex, nn_step_t *s) {
             for (int64_t b = 0; b < bax; b++) {
                 int64_t src = ((o * P + q) * bax + b) * inner, idx = (o * bax + b) * inner;
                 for (int64_t i = 0; i < inner; i++) {
-                    int keep = nn_mask_uniform(st, idx + i) >= ratio;
+                    int keep = nn_mask_bits(st, idx + i) >= thr;
                     out[src + i] = keep ? in[src + i] * scale : 0.0f;
                     if (mask) mask[src + i] = (uint8_t)keep;
                 }
