@@ -85,7 +85,7 @@ class Events(threading.Thread):
     def __init__(self, port, topics):
         super().__init__(daemon=True)
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-        self.conn.request("GET", "/api/v1/events?topics=%s&heartbeat_s=1" % topics)
+        self.conn.request("GET", "/api/v1/events?topics=%s&heartbeat_s=1&queue=20000" % topics)
         self.sock = self.conn.sock  # http.client lets go of it once the answer is a stream
         self.resp = self.conn.getresponse()
         if self.resp.status != 200:
@@ -463,7 +463,7 @@ def main():
     print()
     load = open("/proc/loadavg").read().split()[:3]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    workers = os.environ.get("PREDICTD_JOBS_WORKERS") or "%d (one per core)" % os.cpu_count()
+    workers = os.environ.get("PREDICTD_JOBS_WORKERS") or "%d (two per core)" % (2 * os.cpu_count())
     print("ORT intraOpNumThreads %d; predictd engine threads per model run %d (config.yaml), %s job workers; "
           "%d cores: %s; load average after: %s"
           % (a.threads, a.engine_threads, workers, os.cpu_count(), cpu, " ".join(load)))

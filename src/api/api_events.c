@@ -163,8 +163,10 @@ void api_events_get(api_req_t *rq, api_resp_t *rs) {
                     "topics is a comma-separated list of topic names ([a-z0-9_.-]), \"*\" or \"prefix.*\"");
         return;
     }
-    long hb_s;
+    long hb_s, queue;
     if (api_query_long(rq, rs, "heartbeat_s", EVENTS_HEARTBEAT_S_DEFAULT, 1, 300, &hb_s) < 0) return;
+    /* events held for this client while it reads (a burst bigger than that loses its oldest) */
+    if (api_query_long(rq, rs, "queue", BUS_QUEUE_DEFAULT, 16, 100000, &queue) < 0) return;
     char *symbols = malloc(EVENTS_KEYS_MAX), *jobs = malloc(EVENTS_KEYS_MAX);
     stream_t *s = calloc(1, sizeof *s);
     if (!symbols || !jobs || !s) {
@@ -184,7 +186,7 @@ void api_events_get(api_req_t *rq, api_resp_t *rs) {
     }
     s->bus = bus;
     s->heartbeat_ms = (int)hb_s * 1000;
-    s->sub = bus_subscribe(bus, topics[0] ? topics : "*", 0);
+    s->sub = bus_subscribe(bus, topics[0] ? topics : "*", (size_t)queue);
     if (!s->sub) {
         api_error(rs, 503, "events_unavailable", NULL, "the event bus is closed or out of memory");
         goto fail;

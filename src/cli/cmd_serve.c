@@ -45,7 +45,7 @@ static void serve_usage(FILE *out) {
             "  -d, --data-dir DIR      where the database lives (server.data_dir, default ./data)\n"
             "  -m, --models DIR        ONNX model repository served over KServe v2 at /v2\n"
             "                          (models.dir; DIR/{name}/{version}/model.onnx)\n"
-            "  -w, --workers N         worker threads, 0 = one per core (jobs.workers)\n"
+            "  -w, --workers N         worker threads, 0 = two per core (jobs.workers)\n"
             "  -L, --log-level LEVEL   debug, info, warn or error (log.level)\n"
             "  -c, --config FILE       YAML configuration (default ./predictd.yaml if present)\n"
             "  -h, --help              this help\n"
@@ -143,7 +143,7 @@ int cmd_serve(int argc, char **argv) {
     }
     LOG_I("starting", "version=%s pid=%ld data_dir=%s listen=%s workers=%d store=%s synchronous=%s",
           PREDICTD_VERSION, (long)getpid(), app.cfg.data_dir, app.cfg.listen,
-          app.cfg.workers ? app.cfg.workers : cpu_count(), app.cfg.store_backend,
+          app.cfg.workers ? app.cfg.workers : 2 * cpu_count(), app.cfg.store_backend,
           app.cfg.store_synchronous);
 
     double t0 = mono_s();

@@ -28,7 +28,7 @@ static const key_def_t KEYS[] = {
     {"server", "data_dir", S(data_dir), "./data", 0, 0, "directory of the SQLite database and other state"},
     {"server", "http_threads", I(http_threads), "0", 0, 256, "HTTP threads: 0 = one per connection (a waiting handler never delays another client); N = a pool of N threads sharing the connections"},
     {"server", "max_body_bytes", L(max_body_bytes), "67108864", 1024, 1L << 34, "request bodies larger than this get 413"},
-    {"jobs", "workers", I(workers), "0", 0, 1024, "worker threads computing chunks; 0 = one per core"},
+    {"jobs", "workers", I(workers), "0", 0, 1024, "worker threads computing chunks; 0 = two per core (a chunk waiting on a commit, e.g. a pipeline chunk's synchronous store write, leaves its core to another)"},
     {"jobs", "chunk_size", I(chunk_size), "1000", 1, 1000000, "entities per chunk: the unit of work, progress and retry"},
     {"jobs", "max_chunks", L(max_chunks), "250", 1, 100000000, "a bigger job gets bigger chunks so that it has at most this many (each chunk costs a commit)"},
     {"jobs", "inline_max_entities", L(inline_max_entities), "1000", 0, 1000000, "a job whose entities still to compute (after the cache) number at most this many, for a per-entity model (ising analytic, ews, bifurcation), is computed during its submission and answered COMPLETED in one commit (no queue, no polling); 0 = always queue"},

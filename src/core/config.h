@@ -13,7 +13,7 @@ typedef struct predictd_config {
     int http_threads;          /* libmicrohttpd worker threads */
     long max_body_bytes;       /* larger request bodies get 413 */
     /* jobs */
-    int workers;               /* worker threads; 0 = one per core */
+    int workers;               /* worker threads; 0 = two per core */
     int chunk_size;            /* entities per chunk: unit of work, progress and retry */
     long max_chunks;           /* a bigger job gets bigger chunks, at most this many */
     long inline_max_entities;  /* a job needing at most this many computed is done in its submission */

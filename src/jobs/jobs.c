@@ -795,7 +795,9 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     j->env.on_alert = jobs_cache_on_alert; /* an EWS alert drops the entity's cached results */
     j->env.alert_arg = j;
     j->rng = (uint64_t)now_ms() ^ ((uint64_t)(uintptr_t)j << 16) ^ 0x5eedULL;
-    j->n_workers = cfg->workers > 0 ? cfg->workers : cpu_count();
+    /* two per core by default: a chunk that waits on a commit (the market pipeline's chunks
+     * write their outcome synchronously before they settle) leaves its core to another */
+    j->n_workers = cfg->workers > 0 ? cfg->workers : 2 * cpu_count();
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->work_cv, NULL);
     pthread_cond_init(&j->idle_cv, NULL);

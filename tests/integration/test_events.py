@@ -199,6 +199,10 @@ def test_heartbeat_bad_topics_and_clean_end_at_shutdown():
         eq(r.json["error"]["field"], "topics", "field named")
         r = c.get("/api/v1/events?heartbeat_s=0")
         eq(r.status, 422, "heartbeat_s out of range")
+        for bad in ("15", "100001", "x"):
+            r = c.get("/api/v1/events?queue=" + bad)
+            eq(r.status, 422, "queue=%s refused" % bad)
+            eq(r.json["error"]["field"], "queue", "field named")
         st = Stream(s.port, "?topics=nothing.here&heartbeat_s=1")
         ok(st.next("comment", timeout=10) is not None, "subscribed")
         t0 = time.time()
