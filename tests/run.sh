@@ -104,6 +104,8 @@ fuzz_part() {
     local corpus="$TMP/fuzz-corpus"
     mkdir -p "$corpus" "$TMP/fuzz-artifacts"
     cp tests/models/*.onnx "$corpus"/
+    # inputs that once crashed (libFuzzer runs every corpus input before it mutates)
+    cp tests/fuzz/regress/* "$corpus"/ 2>/dev/null
     local d
     for d in /usr/share/libonnx-testdata/data/node/test_{lstm,gru,rnn,gemm,matmul,slice,gather,reshape,concat,transpose,softmax}*; do
         [ -f "$d/model.onnx" ] && cp "$d/model.onnx" "$corpus/$(basename "$d").onnx"

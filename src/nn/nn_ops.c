@@ -326,8 +326,9 @@ static int infer_reshape(nn_step_t *s, char *err, size_t errlen) {
         if (shp[i] == -1) {
             if (neg >= 0) FAIL(NN_ERR_SHAPE, "more than one -1 in shape");
             neg = i;
-        } else if (shp[i] < 0 || shp[i] > (INT64_C(1) << 40) || known > (INT64_C(1) << 40)) {
-            FAIL(NN_ERR_SHAPE, "shape[%d] = %lld", i, (long long)shp[i]);
+        } else if (shp[i] < 0 || shp[i] > (INT64_C(1) << 40) || (shp[i] > 0 && known > (INT64_C(1) << 40) / shp[i])) {
+            /* (the product is checked before it is formed: found by the libFuzzer target) */
+            FAIL(NN_ERR_SHAPE, "shape[%d] = %lld (more than 2^40 elements)", i, (long long)shp[i]);
         } else {
             known *= shp[i];
         }

@@ -15,6 +15,7 @@
 static const char *const SEEDS[] = {
     "tests/models/mlp.onnx", "tests/models/gru_regressor.onnx", "tests/models/lstm_regressor.onnx",
     "tests/models/bad_shape_mismatch.onnx",
+    "tests/fuzz/regress/reshape-dims-overflow.onnx", /* found by the libFuzzer target */
 };
 
 /* More seeds when Debian's ONNX test data is installed: other ops and attributes. */
@@ -98,6 +99,7 @@ static void test_fuzz_loader_planner(void) {
         if (read_all(path, &seeds[ns]) == 0) ns++;
         else free(seeds[ns].b);
     }
+    for (int i = 0; i < ns; i++) exercise(seeds[i].b, seeds[i].n); /* each seed as it is, first */
     size_t cap = 0;
     for (int i = 0; i < ns; i++) cap = seeds[i].n > cap ? seeds[i].n : cap;
     cap += 64;
