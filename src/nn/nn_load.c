@@ -119,9 +119,17 @@ int nn_tensor_from_proto(const Onnx__TensorProto *tp, nn_tensor_t *out, char *er
     out->ndim = (int)tp->n_dims;
     out->dtype = dtype;
     size_t bytes = (size_t)n * es;
+    /* the stored elements must match the shape before anything is allocated for it (a
+     * corrupt shape must not ask for gigabytes: found by the libFuzzer target) */
+    size_t have = tp->has_raw_data ? tp->raw_data.len / es
+                  : dtype == NN_FLOAT  ? tp->n_float_data
+                  : dtype == NN_DOUBLE ? tp->n_double_data
+                  : dtype == NN_INT64  ? tp->n_int64_data
+                                       : tp->n_int32_data;
+    if (have != (size_t)n || (tp->has_raw_data && tp->raw_data.len != bytes))
+        return nn_errf(err, errlen, NN_ERR_INVALID, "tensor '%s': %zu elements stored, shape needs %lld", nm, have, (long long)n);
     void *data = malloc(bytes ? bytes : 1);
     if (!data) return nn_errf(err, errlen, NN_ERR_NOMEM, "tensor '%s': out of memory", nm);
-    size_t have;
     if (tp->has_raw_data) {
         have = tp->raw_data.len / es;
         if (tp->raw_data.len != bytes) goto size_fail;

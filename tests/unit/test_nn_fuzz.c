@@ -16,6 +16,7 @@ static const char *const SEEDS[] = {
     "tests/models/mlp.onnx", "tests/models/gru_regressor.onnx", "tests/models/lstm_regressor.onnx",
     "tests/models/bad_shape_mismatch.onnx",
     "tests/fuzz/regress/reshape-dims-overflow.onnx", /* found by the libFuzzer target */
+    "tests/fuzz/regress/tensor-shape-too-big.onnx",  /* ditto (asked for 35 GB before checking) */
 };
 
 /* More seeds when Debian's ONNX test data is installed: other ops and attributes. */
