@@ -14,7 +14,6 @@
  * a cache keyed on (entity, version) cannot serve a stale entry. */
 #include "store/store.h"
 #include "store/store_sqlite_int.h"
-#include "store/store_sql.h"
 
 #include <errno.h>
 #include <math.h>
@@ -859,7 +858,7 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
-static void enqueue(store_t *st, op_t *op) {
+void sq_enqueue(store_t *st, op_t *op) {
     op->next = NULL;
     pthread_mutex_lock(&st->mu);
     if (st->tail) st->tail->next = op;
@@ -869,7 +868,7 @@ static void enqueue(store_t *st, op_t *op) {
     pthread_mutex_unlock(&st->mu);
 }
 
-static int submit_sync(store_t *st, op_t *op) {
+int sq_submit_sync(store_t *st, op_t *op) {
     op->sync = 1;
     op->next = NULL;
     pthread_mutex_lock(&st->mu);
@@ -1028,17 +1027,17 @@ void store_close(store_t *st) {
 
 int store_import_entities(store_t *st, const entity_row_t *rows, size_t n, char *err, size_t errlen) {
     op_t op = {.kind = OP_IMPORT_ENT, .rows = rows, .n = n, .err = err, .errlen = errlen};
-    return submit_sync(st, &op) == 0 ? 0 : -1;
+    return sq_submit_sync(st, &op) == 0 ? 0 : -1;
 }
 
 int store_import_relationships(store_t *st, const rel_row_t *rows, size_t n, char *err, size_t errlen) {
     op_t op = {.kind = OP_IMPORT_REL, .rows = rows, .n = n, .err = err, .errlen = errlen};
-    return submit_sync(st, &op) == 0 ? 0 : -1;
+    return sq_submit_sync(st, &op) == 0 ? 0 : -1;
 }
 
 int store_import_observations(store_t *st, const obs_row_t *rows, size_t n, char *err, size_t errlen) {
     op_t op = {.kind = OP_IMPORT_OBS, .rows = rows, .n = n, .err = err, .errlen = errlen};
-    return submit_sync(st, &op) == 0 ? 0 : -1;
+    return sq_submit_sync(st, &op) == 0 ? 0 : -1;
 }
 
 void store_attach_graph(store_t *st, graph_t *g) { st->graph = g; }
@@ -1050,25 +1049,25 @@ void store_set_apply_hook(store_t *st, void (*fn)(void *arg, uint64_t version), 
 
 int store_entity_patch(store_t *st, const char *id, const json_t *props, char *err, size_t errlen) {
     op_t op = {.kind = OP_PATCH, .id = id, .props = props, .err = err, .errlen = errlen};
-    return submit_sync(st, &op);
+    return sq_submit_sync(st, &op);
 }
 
 int store_entity_delete(store_t *st, const char *id, char *err, size_t errlen) {
     op_t op = {.kind = OP_DELETE, .id = id, .err = err, .errlen = errlen};
-    return submit_sync(st, &op);
+    return sq_submit_sync(st, &op);
 }
 
 int store_relationships_delete(store_t *st, const rel_row_t *rows, size_t n, int match_type,
                                long *deleted, char *err, size_t errlen) {
     op_t op = {.kind = OP_REL_DELETE, .rows = rows, .n = n, .match_type = match_type, .err = err, .errlen = errlen};
-    int rc = submit_sync(st, &op);
+    int rc = sq_submit_sync(st, &op);
     if (deleted) *deleted = rc == 0 ? (long)op.len : 0;
     return rc == 0 ? 0 : -1;
 }
 
 int store_job_insert(store_t *st, const store_new_job_t *nj, char existing_id[32], char *err, size_t errlen) {
     op_t op = {.kind = OP_JOB_INSERT, .nj = nj, .existing_id = existing_id, .err = err, .errlen = errlen};
-    return submit_sync(st, &op);
+    return sq_submit_sync(st, &op);
 }
 
 void store_job_mark_started(store_t *st, const char *id, int64_t at_ms) {
@@ -1077,7 +1076,7 @@ void store_job_mark_started(store_t *st, const char *id, int64_t at_ms) {
     op->kind = OP_JOB_STARTED;
     snprintf(op->job_id, sizeof op->job_id, "%s", id);
     op->at_ms = at_ms;
-    enqueue(st, op);
+    sq_enqueue(st, op);
 }
 
 void store_chunk_commit(store_t *st, const char *job_id, uint32_t chunk, const void *blob, size_t len,
@@ -1102,7 +1101,7 @@ void store_chunk_commit(store_t *st, const char *job_id, uint32_t chunk, const v
     op->exec_ms = exec_ms;
     op->cb = done;
     op->cb_arg = arg;
-    enqueue(st, op);
+    sq_enqueue(st, op);
 }
 
 void store_chunk_deadletter(store_t *st, const char *job_id, uint32_t chunk, const char *reason,
@@ -1123,14 +1122,14 @@ void store_chunk_deadletter(store_t *st, const char *job_id, uint32_t chunk, con
     op->attempts = attempts;
     op->cb = done;
     op->cb_arg = arg;
-    enqueue(st, op);
+    sq_enqueue(st, op);
 }
 
 int store_job_cancel(store_t *st, const char *id, store_job_t *out) {
     store_job_t tmp;
     char err[256];
     op_t op = {.kind = OP_CANCEL, .id = id, .job_out = out ? out : &tmp, .err = err, .errlen = sizeof err};
-    int rc = submit_sync(st, &op);
+    int rc = sq_submit_sync(st, &op);
     if (rc < 0) LOG_E("store: cancel failed", "job=%s err=\"%s\"", id, err);
     return rc;
 }
@@ -1138,7 +1137,7 @@ int store_job_cancel(store_t *st, const char *id, store_job_t *out) {
 int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chunk) {
     char err[256];
     op_t op = {.kind = OP_DL_RETRY, .dl_id = id, .job_id_out = job_id, .chunk_out = chunk, .err = err, .errlen = sizeof err};
-    int rc = submit_sync(st, &op);
+    int rc = sq_submit_sync(st, &op);
     if (rc < 0) LOG_E("store: dead-letter retry failed", "id=%ld err=\"%s\"", id, err);
     return rc;
 }
@@ -1148,40 +1147,4 @@ void store_write_stats(store_t *st, uint64_t *groups, uint64_t *ops) {
     if (groups) *groups = st->groups;
     if (ops) *ops = st->ops;
     pthread_mutex_unlock(&st->mu);
-}
-
-/* ---- store_sql.h: subsystems' own statements -------------------------------------------- */
-
-int store_sql_write(store_t *st, store_sql_fn fn, void *arg, char *err, size_t errlen) {
-    char tmp[256];
-    if (!err || !errlen) { err = tmp; errlen = sizeof tmp; }
-    err[0] = 0;
-    op_t op = {.kind = OP_SQL, .sql_fn = fn, .sql_arg = arg, .err = err, .errlen = errlen};
-    return submit_sync(st, &op);
-}
-
-int store_sql_write_async(store_t *st, store_sql_fn fn, void *arg, void (*free_arg)(void *),
-                          void (*done)(void *done_arg, int rc), void *done_arg) {
-    op_t *op = calloc(1, sizeof *op);
-    if (!op) return -1;
-    op->kind = OP_SQL;
-    op->sql_fn = fn;
-    op->sql_arg = arg;
-    op->sql_free = free_arg;
-    op->cb = done;
-    op->cb_arg = done_arg;
-    enqueue(st, op);
-    return 0;
-}
-
-int store_sql_read(store_t *st, store_sql_fn fn, void *arg, char *err, size_t errlen) {
-    char tmp[256];
-    if (!err || !errlen) { err = tmp; errlen = sizeof tmp; }
-    err[0] = 0;
-    conn_t *c = sq_rconn_get(st);
-    if (!c) { sq_seterr(err, errlen, "store: no read connection"); return -1; }
-    int rc = fn(c->db, arg, err, errlen);
-    if (rc && !err[0]) sq_seterr(err, errlen, "store: %s", sqlite3_errmsg(c->db));
-    sq_rconn_put(st, c);
-    return rc ? -1 : 0;
 }

@@ -1,4 +1,5 @@
-/* Private to the SQLite store (store_sqlite.c: schema, writer thread, ops; store_sqlite_read.c:
+/* Private to the SQLite store (store_sqlite.c: schema, writer thread, ops; store_sqlite_sql.c:
+ * store_sql.h; store_sqlite_read.c:
  * the read side): statement ids, connections and the helpers both halves use. */
 #ifndef PREDICTD_STORE_SQLITE_INT_H
 #define PREDICTD_STORE_SQLITE_INT_H
@@ -131,6 +132,10 @@ struct store {
     conn_t *pool;
 };
 
+/* Queues an async op for the writer (it frees it after its callback). */
+void sq_enqueue(store_t *st, op_t *op);
+/* Queues op and waits until its group committed; returns op->rc. */
+int sq_submit_sync(store_t *st, op_t *op);
 /* Steps s on the writer's connection: 0 done, -1 with op->err filled (NULL s: prepare failed). */
 int sq_exec_step(store_t *st, op_t *op, sqlite3_stmt *s);
 /* 1 when statement q with (a, b or i2) finds a row, 0 when not, -1 on error. */
