@@ -24,10 +24,10 @@ long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const 
         cs <= 0 || !md->xInline(params))
         return 0;
     const long n_chunks = (n + cs - 1) / cs;
-    long todo = 0;
+    long to_compute = 0;
     for (long ch = 0; ch < n_chunks; ch++)
-        if (!pf->done || !pf->done[ch]) todo += n - ch * cs < cs ? n - ch * cs : cs;
-    if (todo == 0 || todo > j->cfg.inline_max_entities) return 0;
+        if (!pf->done || !pf->done[ch]) to_compute += n - ch * cs < cs ? n - ch * cs : cs;
+    if (to_compute == 0 || to_compute > j->cfg.inline_max_entities) return 0;
 
     const int no = md->n_outputs;
     const char **ptr = malloc((size_t)n * sizeof *ptr);
