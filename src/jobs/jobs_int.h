@@ -1,5 +1,5 @@
-/* Private to src/jobs: the engine's state, shared by jobs.c (queue, workers, submission)
- * and jobs_results.c (result pages). */
+/* Private to src/jobs: the engine's state, shared by jobs.c (queue, workers, recovery),
+ * jobs_submit.c (admission), jobs_inline.c, jobs_cache.c, jobs_events.c and jobs_results.c. */
 #ifndef PREDICTD_JOBS_INT_H
 #define PREDICTD_JOBS_INT_H
 
@@ -91,6 +91,22 @@ struct jobs {
 
 /* The model named name: one added with jobs_add_model, else a built-in; NULL if unknown. */
 const model_t *jobs_model_find(jobs_t *j, const char *name);
+
+#define DEFAULT_CHUNK_MS 20.0   /* estimate before the first chunk was measured */
+#define STORE_RETRY_AFTER_S 5
+
+/* ---- jobs.c, shared with the submission (jobs_submit.c); call with j->mu held where a
+ * function touches the queue or the runtime records ---- */
+/* "model=\"NAME\"" metric labels. */
+void jobs_model_labels(const model_t *md, char *out, size_t n);
+/* Takes ownership of params and blob; NULL on allocation failure (both freed). */
+job_work_t *jobs_work_new(json_t *params, char *blob, size_t blob_len, long n);
+/* The job's runtime record, made when it has none (mu held). NULL: no memory. */
+job_rt_t *jobs_rt_get(jobs_t *j, const store_job_t *job, const model_t *md);
+/* Drops a reference; the last one frees the record and its work (mu held). */
+void jobs_rt_unref(jobs_t *j, job_rt_t *rt);
+/* A new chunk item in the ready heap (mu held). -1: no memory. */
+int jobs_queue_chunk(jobs_t *j, job_rt_t *rt, uint32_t chunk, int attempts);
 
 /* Appends the model's job summary to a chunk blob as a trailer after the entities
  * ("PDSM", u32 length, JSON text); readers of the entities never reach it. */
