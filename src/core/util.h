@@ -22,9 +22,11 @@ void buf_putc(buf_t *b, char c);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (quotes and escapes included). */
 void buf_json_str(buf_t *b, const char *s, size_t n);
-/* Appends a double the shortest way that reads back identically (%.17g fallback);
+/* Appends a double the shortest way that reads back identically, laid out like %.17g;
  * NaN/inf become null. */
 void buf_json_double(buf_t *b, double v);
+/* The same into out (at least 32 bytes, NUL-terminated): its length, or -1 for NaN/inf. */
+int fmt_double_shortest(double v, char *out);
 /* Takes ownership of the data; the buffer is left empty. NUL-terminated. */
 char *buf_steal(buf_t *b);
 

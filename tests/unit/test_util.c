@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/fmt_double_int.h"
 #include "core/util.h"
 #include "test.h"
 
@@ -103,6 +104,105 @@ static void test_json_double_random_round_trips(void) {
         ASSERT_TRUE(sig_digits(b.data) <= sig_digits(ref));
     }
     buf_free(&b);
+}
+
+/* The three floor(log) formulas of the formatter, for every exponent they can be asked
+ * about, against long double logarithms (|q| <= 1100: q log10 2 is never within 1e-4 of an
+ * integer there except at q = 0, far above long double's error). */
+static void test_fmt_double_log_formulas(void) {
+    for (int q = -1100; q <= 1100; q++) {
+        ASSERT_EQ_INT(fmt_flog10_pow2(q), (int)floorl((long double)q * log10l(2.0L)));
+        ASSERT_EQ_INT(fmt_flog10_34_pow2(q), (int)floorl((long double)q * log10l(2.0L) + log10l(0.75L)));
+        ASSERT_EQ_INT(fmt_flog2_pow10(q), (int)floorl((long double)q * log2l(10.0L)));
+    }
+}
+
+/* The shortest significant-digit count that reads back as v, from the C library: %.{p-1}e for
+ * p = 1 .. 17. */
+static int libc_shortest(double v) {
+    char ref[40];
+    for (int p = 1; p < 17; p++) {
+        snprintf(ref, sizeof ref, "%.*e", p - 1, v);
+        if (strtod(ref, NULL) == v) return p;
+    }
+    return 17;
+}
+
+/* One value: reads back, and is exactly as short as the shortest correctly rounded %.{p-1}e
+ * that reads back (shorter only at powers of two, see below). */
+static int check_shortest(double v) {
+    char out[40];
+    int n = fmt_double_shortest(v, out);
+    char *end;
+    double back = strtod(out, &end);
+    if (n != (int)strlen(out) || *end || back != v) {
+        fprintf(stderr, "%.17g (%a) printed as \"%s\"\n", v, v, out);
+        return 0;
+    }
+    int p = libc_shortest(v), got = sig_digits(out);
+    /* fewer digits than the library's nearest rounding is right only at a power of two, where
+     * the interval's lower half is half as wide: the nearest decimal of p - 1 digits can fall
+     * below it while the next one up is inside */
+    int pow2 = frexp(fabs(v), &(int){0}) == 0.5;
+    if (v != 0 && (got > p || (got < p && !pow2))) {
+        fprintf(stderr, "%.17g (%a) printed as \"%s\": %d digits, shortest is %d\n", v, v, out, got, p);
+        return 0;
+    }
+    return 1;
+}
+
+static void test_fmt_double_shortest_random_bits(void) {
+    /* uniform over the bit patterns of finite doubles: every exponent, normal and subnormal */
+    uint64_t st = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < 300000; i++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        double v;
+        uint64_t bits = st;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v)) continue;
+        ASSERT_TRUE(check_shortest(v));
+    }
+}
+
+static void test_fmt_double_shortest_edges(void) {
+    /* around every power of two (the interval's lower half is halved at c = 2^52), every power
+     * of ten (exact decimals, the coarse grid), the ends of the range, integers near 2^53 */
+    for (int e = -1074; e <= 1023; e++) {
+        double p = ldexp(1.0, e);
+        ASSERT_TRUE(check_shortest(p));
+        ASSERT_TRUE(check_shortest(nextafter(p, 0)));
+        ASSERT_TRUE(check_shortest(nextafter(p, INFINITY)));
+    }
+    for (int e = -323; e <= 308; e++) {
+        char s[16];
+        snprintf(s, sizeof s, "1e%d", e);
+        double p = strtod(s, NULL);
+        ASSERT_TRUE(check_shortest(p));
+        ASSERT_TRUE(check_shortest(nextafter(p, 0)));
+        ASSERT_TRUE(check_shortest(nextafter(p, INFINITY)));
+        if (isfinite(-3 * p)) ASSERT_TRUE(check_shortest(-3 * p));
+    }
+    const double vals[] = {DBL_MAX, DBL_MIN, 5e-324, 2.2250738585072009e-308, 9007199254740992.0,
+                           9007199254740993.0, 9007199254740991.0, 1e23, 8.41e21, 5e-310, 0.3,
+                           2.98023223876953125e-8, 1.9567681139809767e-08, 123456789012345680.0};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) ASSERT_TRUE(check_shortest(vals[i]));
+    for (int64_t i = -100000; i <= 100000; i += 7) ASSERT_TRUE(check_shortest((double)i));
+    char out[40];
+    fmt_double_shortest(1e-7, out);
+    ASSERT_EQ_STR(out, "1e-07");
+    fmt_double_shortest(1.5e300, out);
+    ASSERT_EQ_STR(out, "1.5e+300");
+    fmt_double_shortest(-0.00012, out);
+    ASSERT_EQ_STR(out, "-0.00012");
+    fmt_double_shortest(1e16, out);
+    ASSERT_EQ_STR(out, "10000000000000000");
+    fmt_double_shortest(1e17, out);
+    ASSERT_EQ_STR(out, "1e+17");
+    fmt_double_shortest(123.25, out);
+    ASSERT_EQ_STR(out, "123.25");
+    fmt_double_shortest(-0.0, out);
+    ASSERT_EQ_STR(out, "-0");
+    ASSERT_EQ_INT(fmt_double_shortest(NAN, out), -1);
 }
 
 static void test_json_double_short_forms(void) {
@@ -219,6 +319,9 @@ int main(void) {
         TEST_CASE(test_json_double_short_forms),
         TEST_CASE(test_json_double_random_round_trips),
         TEST_CASE(test_json_double_nonfinite_is_null),
+        TEST_CASE(test_fmt_double_log_formulas),
+        TEST_CASE(test_fmt_double_shortest_random_bits),
+        TEST_CASE(test_fmt_double_shortest_edges),
         TEST_CASE(test_json_str_escapes),
         TEST_CASE(test_buf_grows_and_steals),
         TEST_CASE(test_job_ids_sortable_and_unique),
