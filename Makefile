@@ -14,7 +14,7 @@ else
   LDFLAGS_SAN :=
 endif
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(EXTRA_CFLAGS)
-LIBS := -lmicrohttpd -ljansson -lyaml -lsqlite3 -lcurl -lm -lpthread
+LIBS := -lmicrohttpd -ljansson -lyajl -lyaml -lsqlite3 -lcurl -lm -lpthread
 
 LIB_SRCS := $(filter-out src/cli/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   build-essential pkg-config
-  libmicrohttpd-dev libjansson-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev
+  libmicrohttpd-dev libjansson-dev libyajl-dev libyaml-dev libsqlite3-dev libcurl4-openssl-dev
   sqlite3 curl python3 procps tzdata
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libopenblas-dev
   python3-onnx python3-numpy

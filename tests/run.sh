@@ -92,25 +92,21 @@ if [ "$WHAT" = all ] || [ "$WHAT" = unit ]; then
     done
 fi
 
-# libFuzzer on the ONNX loader/planner/runner (build-fuzz/, `make fuzz`): a bounded run on a
-# fresh corpus seeded with every committed test model and Debian's ONNX node test models.
-# Any crash, leak, sanitizer report or timeout makes libFuzzer exit non-zero: one failure.
-fuzz_part() {
-    local bin=build-fuzz/fuzz_nn_load secs=${PREDICTD_FUZZ_SECONDS:-30}
+# libFuzzer targets (build-fuzz/, `make fuzz`), each a bounded run on a fresh corpus of seeds
+# plus the inputs that once failed (libFuzzer runs every corpus input before it mutates). Any
+# crash, leak, sanitizer report, abort or timeout makes libFuzzer exit non-zero: one failure.
+#   fuzz_nn_load     the ONNX loader/planner/runner; seeds: every committed test model and
+#                    Debian's ONNX node test models; PREDICTD_FUZZ_SECONDS (30)
+#   fuzz_batch_body  the API's one-pass batch body parser against jansson (differential);
+#                    seeds: tests/fuzz/batch_body/; PREDICTD_FUZZ_BODY_SECONDS (15)
+fuzz_run() {
+    local bin=$1 secs=$2 corpus=$3
     if [ ! -x "$bin" ]; then
         missing "$bin not built (make fuzz; needs clang and libclang-rt-14-dev)"
         return
     fi
-    local corpus="$TMP/fuzz-corpus"
-    mkdir -p "$corpus" "$TMP/fuzz-artifacts"
-    cp tests/models/*.onnx "$corpus"/
-    # inputs that once crashed (libFuzzer runs every corpus input before it mutates)
-    cp tests/fuzz/regress/* "$corpus"/ 2>/dev/null
-    local d
-    for d in /usr/share/libonnx-testdata/data/node/test_{lstm,gru,rnn,gemm,matmul,slice,gather,reshape,concat,transpose,softmax}*; do
-        [ -f "$d/model.onnx" ] && cp "$d/model.onnx" "$corpus/$(basename "$d").onnx"
-    done
-    echo "=== fuzz $bin (${secs}s, $(ls "$corpus" | wc -l) seed models)"
+    mkdir -p "$TMP/fuzz-artifacts"
+    echo "=== fuzz $bin (${secs}s, $(ls "$corpus" | wc -l) seeds)"
     local log="$TMP/fuzz.log" rc
     timeout --kill-after=10 $((secs + 120)) "$bin" -max_total_time="$secs" -seed=1 -timeout=10 \
         -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$TMP/fuzz-artifacts/" "$corpus" >"$log" 2>&1
@@ -126,6 +122,22 @@ fuzz_part() {
         TOTAL_FAILED=$((TOTAL_FAILED + 1))
         FAILED_PARTS+=("fuzz $bin")
     fi
+}
+
+fuzz_part() {
+    local corpus="$TMP/fuzz-corpus-nn"
+    mkdir -p "$corpus"
+    cp tests/models/*.onnx "$corpus"/
+    cp tests/fuzz/regress/* "$corpus"/ 2>/dev/null
+    local d
+    for d in /usr/share/libonnx-testdata/data/node/test_{lstm,gru,rnn,gemm,matmul,slice,gather,reshape,concat,transpose,softmax}*; do
+        [ -f "$d/model.onnx" ] && cp "$d/model.onnx" "$corpus/$(basename "$d").onnx"
+    done
+    fuzz_run build-fuzz/fuzz_nn_load "${PREDICTD_FUZZ_SECONDS:-30}" "$corpus"
+    corpus="$TMP/fuzz-corpus-body"
+    mkdir -p "$corpus"
+    cp tests/fuzz/batch_body/* "$corpus"/
+    fuzz_run build-fuzz/fuzz_batch_body "${PREDICTD_FUZZ_BODY_SECONDS:-15}" "$corpus"
 }
 
 if [ "$WHAT" = all ] || [ "$WHAT" = fuzz ]; then

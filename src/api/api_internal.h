@@ -65,6 +65,22 @@ void api_error(api_resp_t *rs, int status, const char *code, const char *field, 
 #define api_invalid(rs, field, ...) api_error((rs), 422, "invalid_field", (field), __VA_ARGS__)
 /* Parses the body as JSON. 0 ok (*out owned by the caller); -1 with a 400 invalid_json in rs. */
 int api_parse_body(const api_req_t *rq, api_resp_t *rs, json_t **out);
+
+/* ---- api_batch_body.c ---- */
+/* A batch submission's top-level entity_ids, taken out of the body in the parse. */
+typedef struct {
+    int present;       /* entity_ids was an array (of strings: anything else goes to jansson) */
+    size_t n, cap;
+    const char **str;  /* n NUL-terminated strings (into strs) */
+    uint32_t *off, *len;
+    buf_t strs;
+} api_ids_t;
+/* Parses a batch body: like api_parse_body, but a top-level entity_ids array of strings is
+ * left out of *doc and collected in ids (ids->present) in one pass; any document this pass
+ * does not take exactly as jansson would is parsed by api_parse_body (ids->present = 0, *doc
+ * keeps entity_ids). 0 ok (free with json_decref and api_ids_free), -1 with a 400 in rs. */
+int api_parse_batch_body(const api_req_t *rq, api_resp_t *rs, json_t **doc, api_ids_t *ids);
+void api_ids_free(api_ids_t *ids);
 /* Sets status and the body to the compact serialisation of v; steals the reference. */
 void api_reply_json(api_resp_t *rs, int status, json_t *v);
 /* Appends an ISO 8601 string for ms since the epoch, or null when ms is 0. */

@@ -36,25 +36,30 @@ static void job_not_found(api_resp_t *rs, const char *id) {
 
 void api_predict_post(api_req_t *rq, api_resp_t *rs) {
     json_t *doc;
-    if (!require_jobs(rq, rs) || api_parse_body(rq, rs, &doc)) return;
+    api_ids_t ids;
+    if (!require_jobs(rq, rs) || api_parse_batch_body(rq, rs, &doc, &ids)) return;
     if (!json_is_object(doc)) {
         api_invalid(rs, NULL, "the body must be a JSON object {entity_ids, parameters, ...}");
         json_decref(doc);
+        api_ids_free(&ids);
         return;
     }
     const char *key = api_header(rq, "Idempotency-Key");
     if (key && (!*key || strlen(key) > IDEM_KEY_MAX)) {
         api_invalid(rs, "Idempotency-Key", "the Idempotency-Key header must be 1 to %d bytes", IDEM_KEY_MAX);
         json_decref(doc);
+        api_ids_free(&ids);
         return;
     }
+    const jobs_ids_t jids = {.n = ids.n, .str = ids.str, .len = ids.len};
     store_job_t job;
     memset(&job, 0, sizeof job);
     int existed = 0;
     int64_t eta_ms = 0;
     jobs_error_t e;
     memset(&e, 0, sizeof e);
-    if (jobs_submit(rq->app->jobs, rq->param, doc, key, &job, &existed, &eta_ms, &e) != 0) {
+    if (jobs_submit_ids(rq->app->jobs, rq->param, doc, ids.present ? &jids : NULL, key, &job, &existed,
+                        &eta_ms, &e) != 0) {
         jobs_failed(rs, &e, NULL);
     } else {
         const char *status = job_status_name(job.status);
@@ -72,6 +77,7 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
         buf_putc(&rs->body, '}');
     }
     json_decref(doc);
+    api_ids_free(&ids);
 }
 
 void api_job_get(api_req_t *rq, api_resp_t *rs) {
@@ -84,7 +90,7 @@ void api_job_get(api_req_t *rq, api_resp_t *rs) {
         api_put_job(&rs->body, &job);
         /* models with a job summary (cascade): "summary" once the first chunk is stored */
         buf_t sum = {0};
-        if (rs->body.len > 0 && jobs_summary(rq->app->jobs, job.id, &sum) == 0 && !sum.oom) {
+        if (rs->body.len > 0 && jobs_summary(rq->app->jobs, job.id, job.model, &sum) == 0 && !sum.oom) {
             rs->body.len--; /* the job object's closing brace */
             buf_puts(&rs->body, ",\"summary\":");
             buf_append(&rs->body, sum.data, sum.len);

@@ -48,6 +48,18 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
 int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char *idem_key,
                 store_job_t *job, int *existed, int64_t *estimated_completion_ms,
                 jobs_error_t *err);
+/* entity_ids the caller took out of the request itself (the API parses them in one pass):
+ * n ids, str[i] of len[i] bytes, len JOBS_ID_NOT_STRING for an element that was not a
+ * string. jobs_submit_ids with ids = NULL is jobs_submit (entity_ids read from request). */
+#define JOBS_ID_NOT_STRING UINT32_MAX
+typedef struct {
+    size_t n;
+    const char **str;
+    const uint32_t *len;
+} jobs_ids_t;
+int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
+                    const char *idem_key, store_job_t *job, int *existed,
+                    int64_t *estimated_completion_ms, jobs_error_t *err);
 
 /* 0 cancelled (out filled), 1 not found, 2 already finished (out filled). Chunks still
  * waiting are dropped; one running finishes but its commit is skipped by the store. */
@@ -72,7 +84,7 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
 
 /* The job's summary (one JSON value, from models with xSummary, e.g. cascade sizes per
  * generation), kept with its first chunk's results. 0 appended to out, 1 none (yet). */
-int jobs_summary(jobs_t *j, const char *id, buf_t *out);
+int jobs_summary(jobs_t *j, const char *id, const char *model, buf_t *out);
 
 typedef struct {
     long queued_chunks;    /* waiting to be leased, retry delays included */

@@ -358,7 +358,9 @@ static void summary_fn(void *arg, uint32_t chunk, const void *blob, size_t len) 
     s->found = 1;
 }
 
-int jobs_summary(jobs_t *j, const char *id, buf_t *out) {
+int jobs_summary(jobs_t *j, const char *id, const char *model, buf_t *out) {
+    const model_t *md = jobs_model_find(j, model);
+    if (!md || !md->xSummary) return 1; /* no summary to look for (reading chunk 0 costs a copy of it) */
     summary_scan_t s = {out, 0};
     if (store_results_scan(j->st, id, 0, 0, summary_fn, &s) != 0) return 1;
     return s.found ? 0 : 1;

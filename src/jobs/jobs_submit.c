@@ -34,18 +34,10 @@ static int64_t estimate_ms(jobs_t *j, long chunks_ahead, long n_chunks) {
     return (int64_t)ceil((double)rounds * avg);
 }
 
-/* Validates entity_ids: fills a NUL-separated blob of the distinct ids in first-seen
- * order. 0 ok, -1 err filled. */
-static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, jobs_error_t *err) {
-    if (!arr) {
-        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids is required");
-        return -1;
-    }
-    if (!json_is_array(arr)) {
-        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids must be an array of strings");
-        return -1;
-    }
-    size_t n = json_array_size(arr);
+/* Validates a list of entity ids: fills a NUL-separated blob of the distinct ids in
+ * first-seen order. 0 ok, -1 err filled. */
+static int collect_ids_list(jobs_t *j, const jobs_ids_t *ids, buf_t *blob, long *n_out, jobs_error_t *err) {
+    const size_t n = ids->n;
     if (n == 0) {
         set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids must not be empty");
         return -1;
@@ -58,23 +50,23 @@ static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, j
     size_t cap = 16;
     while (cap < n * 2) cap *= 2;
     const char **set = calloc(cap, sizeof *set); /* open addressing over the ids */
-    if (!set) {
+    if (!set || buf_reserve(blob, n * 8) < 0) {
+        free(set);
         set_err(err, 503, "out_of_memory", "", 1, "out of memory");
         return -1;
     }
     long distinct = 0;
     for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_array_get(arr, i);
-        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-        size_t len = s ? json_string_length(v) : 0;
-        if (!s || len == 0 || len > MAX_ID_BYTES || strlen(s) != len) {
+        const char *s = ids->str[i];
+        const uint32_t len = ids->len[i];
+        if (len == JOBS_ID_NOT_STRING || len == 0 || len > MAX_ID_BYTES || memchr(s, 0, len)) {
             char field[64];
             snprintf(field, sizeof field, "entity_ids[%zu]", i);
             set_err(err, 422, "invalid_field", field, 0,
-                    !s ? "entity ids must be strings"
-                       : len == 0 ? "entity ids must not be empty"
-                       : len > MAX_ID_BYTES ? "entity ids are at most 256 bytes"
-                                            : "entity ids must not contain NUL characters");
+                    len == JOBS_ID_NOT_STRING ? "entity ids must be strings"
+                    : len == 0                ? "entity ids must not be empty"
+                    : len > MAX_ID_BYTES      ? "entity ids are at most 256 bytes"
+                                              : "entity ids must not contain NUL characters");
             free(set);
             return -1;
         }
@@ -84,7 +76,7 @@ static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, j
             if (strcmp(set[h], s) == 0) { dup = 1; break; }
         if (dup) continue;
         set[h] = s;
-        buf_append(blob, s, len + 1);
+        buf_append(blob, s, (size_t)len + 1);
         distinct++;
     }
     free(set);
@@ -96,9 +88,52 @@ static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, j
     return 0;
 }
 
+/* entity_ids from the request's JSON: the list of its elements (a non-string marked). */
+static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, jobs_error_t *err) {
+    if (!arr) {
+        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids is required");
+        return -1;
+    }
+    if (!json_is_array(arr)) {
+        set_err(err, 422, "invalid_field", "entity_ids", 0, "entity_ids must be an array of strings");
+        return -1;
+    }
+    size_t n = json_array_size(arr);
+    if ((long)n > j->cfg.max_entities) { /* before allocating for them */
+        set_err(err, 422, "too_many_entities", "entity_ids", 0,
+                "entity_ids has %zu ids; at most %ld per job", n, j->cfg.max_entities);
+        return -1;
+    }
+    jobs_ids_t ids = {.n = n, .str = malloc((n ? n : 1) * sizeof *ids.str)};
+    uint32_t *len = malloc((n ? n : 1) * sizeof *len);
+    ids.len = len;
+    if (!ids.str || !len) {
+        free((void *)ids.str);
+        free(len);
+        set_err(err, 503, "out_of_memory", "", 1, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(arr, i);
+        ids.str[i] = json_is_string(v) ? json_string_value(v) : "";
+        size_t l = json_is_string(v) ? json_string_length(v) : 0;
+        len[i] = !json_is_string(v) ? JOBS_ID_NOT_STRING : l > MAX_ID_BYTES ? MAX_ID_BYTES + 1 : (uint32_t)l;
+    }
+    int rc = collect_ids_list(j, &ids, blob, n_out, err);
+    free((void *)ids.str);
+    free(len);
+    return rc;
+}
+
 int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char *idem_key,
                 store_job_t *job, int *existed, int64_t *estimated_completion_ms,
                 jobs_error_t *err) {
+    return jobs_submit_ids(j, model, request, NULL, idem_key, job, existed, estimated_completion_ms, err);
+}
+
+int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
+                    const char *idem_key, store_job_t *job, int *existed,
+                    int64_t *estimated_completion_ms, jobs_error_t *err) {
     memset(err, 0, sizeof *err);
     *existed = 0;
     const model_t *md = model ? jobs_model_find(j, model) : NULL;
@@ -113,10 +148,11 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
     buf_t blob = {0};
     long n = 0;
     json_t *params = NULL;
-    const json_t *entity_ids = json_object_get(request, "entity_ids");
+    const json_t *entity_ids = ids ? NULL : json_object_get(request, "entity_ids");
     /* a model may choose the entities itself when none are given (cascade: all of them) */
-    int model_ids = (!entity_ids || json_is_null(entity_ids)) && md->xDefaultEntities;
-    if (!model_ids && collect_ids(j, entity_ids, &blob, &n, err) < 0) goto fail;
+    int model_ids = !ids && (!entity_ids || json_is_null(entity_ids)) && md->xDefaultEntities;
+    if (ids && collect_ids_list(j, ids, &blob, &n, err) < 0) goto fail;
+    if (!ids && !model_ids && collect_ids(j, entity_ids, &blob, &n, err) < 0) goto fail;
     int priority = 0;
     const json_t *pr = json_object_get(request, "priority");
     if (pr && !json_is_null(pr)) {

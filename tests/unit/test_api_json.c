@@ -1,5 +1,6 @@
 /* The API's pure helpers: error bodies, ISO 8601 parsing, the job record as JSON. */
 #include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -124,6 +125,108 @@ static void scalars_are_numbers_strings_booleans(void) {
     json_decref(arr);
 }
 
+/* The one-pass batch body parser against jansson on the same bytes: the same success or the
+ * same error body, and on success the same document once entity_ids is put back. fast: 1 when
+ * the one pass must have taken it (entity_ids collected), 0 when jansson must have. */
+static int same_as_jansson(const char *body, size_t len, int fast) {
+    api_req_t rq;
+    memset(&rq, 0, sizeof rq);
+    rq.body = body;
+    rq.body_len = len;
+    api_resp_t a = {0}, b = {0};
+    json_t *da = NULL, *db = NULL;
+    api_ids_t ids;
+    int ra = api_parse_batch_body(&rq, &a, &da, &ids);
+    int rb = api_parse_body(&rq, &b, &db);
+    int ok = ra == rb && a.status == b.status && (a.body.len == b.body.len) &&
+             (a.body.len == 0 || memcmp(a.body.data, b.body.data, a.body.len) == 0);
+    if (ok && ra == 0) {
+        if (ids.present) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < ids.n; i++) json_array_append_new(arr, json_stringn(ids.str[i], ids.len[i]));
+            json_object_set_new(da, "entity_ids", arr);
+        }
+        ok = json_equal(da, db);
+    }
+    if (ok && fast >= 0) ok = ids.present == fast;
+    if (!ok) fprintf(stderr, "differs from jansson (rc %d/%d, status %d/%d, fast path %d): %.*s\n", ra, rb,
+                     a.status, b.status, ids.present, (int)(len > 200 ? 200 : len), body);
+    json_decref(da);
+    json_decref(db);
+    api_ids_free(&ids);
+    buf_free(&a.body);
+    buf_free(&b.body);
+    return ok;
+}
+
+static void batch_body_one_pass_matches_jansson(void) {
+    static const struct { const char *doc; int fast; } docs[] = {
+        {"{\"entity_ids\":[\"a\",\"b\",\"a\"],\"prediction_type\":\"spin_flip_probability\","
+         "\"parameters\":{\"temperature\":0.5,\"time_horizon\":\"24h\",\"n\":[1,-2,{\"x\":null,\"y\":true,"
+         "\"z\":false}],\"e\":[]},\"priority\":3}", 1},
+        {" \n{\"parameters\":{\"t\":1e3,\"u\":-0.0,\"v\":1.5E-7,\"w\":9223372036854775807,\"x\":-9223372036854775808},"
+         "\"entity_ids\":[\"x\\\"y\",\"tab\\t\",\"sl\\\\\\/\",\"caf\xc3\xa9\"]}\t", 1},
+        {"{\"entity_ids\":[]}", 1},
+        {"{\"parameters\":{\"entity_ids\":[\"nested\"]},\"entity_ids\":[\"top\"]}", 1},
+        {"{\"parameters\":{}}", -1},
+        {"{}", -1},
+        {"{\"entity_ids\":\"abc\"}", -1},
+        {"{\"entity_ids\":null}", -1},
+        {"{\"entity_ids\":{\"a\":1}}", -1},
+        {"{\"entity_ids\":[1,\"a\"]}", 0},
+        {"{\"entity_ids\":[\"a\",[\"b\"]]}", 0},
+        {"{\"entity_ids\":[\"a\",null]}", 0},
+        {"{\"entity_ids\":[\"a\"],\"entity_ids\":[\"b\"]}", 0},
+        {"{\"entity_ids\":\"a\",\"entity_ids\":[\"b\"]}", 0},
+        {"{\"a\":1,\"a\":2}", 0},
+        {"{\"p\":{\"a\":1,\"a\":2}}", 0},
+        {"{\"w\":9223372036854775808}", 0},
+        {"{\"w\":1e400}", 0},
+        {"{\"entity_ids\":[\"\\u00e9\"]}", 0},
+        {"{\"entity_ids\":[\"\\u0000\"]}", 0},
+        {"{\"entity_ids\":[\"\\ud800\"]}", 0},
+        {"{\"entity_ids\":[\"a\",]}", 0},
+        {"{\"entity_ids\":[\"a\"]", 0},
+        {"{\"entity_ids\":[\"a\"]} x", 0},
+        {"{\"entity_ids\":[\"a\"]}{}", 0},
+        {"{\"entity_ids\":[\"\xff\"]}", 0},
+        {"{\"k\":tru}", 0},
+        {"{\"k\":01}", 0},
+        {"{\"k\":.5}", 0},
+        {"{'k':1}", 0},
+        {"{\"k\":1,}", 0},
+        {"{\"k\" 1}", 0},
+        {"{\"k\":\"a\nb\"}", 0},
+        {"[\"a\"]", 0},
+        {"3", 0},
+        {"\"s\"", 0},
+        {"", 0},
+        {"   ", 0},
+        {"{/* c */}", 0},
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+        ASSERT_TRUE(same_as_jansson(docs[i].doc, strlen(docs[i].doc), docs[i].fast));
+    /* nesting: 60 levels in one pass, 100 beyond its limit (jansson's turn, same result) */
+    for (int depth = 60; depth <= 100; depth += 40) {
+        char doc[512];
+        size_t n = 0;
+        n += (size_t)snprintf(doc + n, sizeof doc - n, "{\"entity_ids\":[\"a\"],\"p\":");
+        for (int d = 0; d < depth; d++) doc[n++] = '[';
+        for (int d = 0; d < depth; d++) doc[n++] = ']';
+        doc[n++] = '}';
+        ASSERT_TRUE(same_as_jansson(doc, n, depth <= 60));
+    }
+    /* an embedded NUL byte in the body is malformed JSON for both */
+    ASSERT_TRUE(same_as_jansson("{\"entity_ids\":[\"a\0b\"]}", 21, 0));
+    /* many ids: the buffers grow */
+    buf_t big = {0};
+    buf_puts(&big, "{\"entity_ids\":[");
+    for (int i = 0; i < 5000; i++) buf_printf(&big, "%s\"ACTOR-%06d\"", i ? "," : "", i % 3000);
+    buf_puts(&big, "],\"parameters\":{\"temperature\":2}}");
+    ASSERT_TRUE(same_as_jansson(big.data, big.len, 1));
+    buf_free(&big);
+}
+
 int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(error_body_is_valid_json_with_null_field),
@@ -133,6 +236,7 @@ int main(void) {
         TEST_CASE(job_json_progress_counts_settled_chunks),
         TEST_CASE(job_json_finished_without_chunks_is_complete),
         TEST_CASE(scalars_are_numbers_strings_booleans),
+        TEST_CASE(batch_body_one_pass_matches_jansson),
     };
     return test_main("api_json", cases, (int)(sizeof cases / sizeof cases[0]));
 }
