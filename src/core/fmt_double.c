@@ -43,54 +43,68 @@ static const char DIGIT_PAIRS[] =
     "8081828384858687888990919293949596979899";
 
 /* Lays out f 10^e10 (f > 0 without trailing zeros) the way %.17g does: fixed notation for
- * a first-digit exponent in [-4, 17), else d.ddde-XX. Returns the length. */
+ * a first-digit exponent in [-4, 17), else d.ddde-XX. Returns the length. Writes up to
+ * FMT_DOUBLE_ROOM bytes into out (fixed-size copies: the bytes past the returned length are
+ * scratch), so that no copy has a variable length. */
+/* x < 10000 as four digits; x < 10^8 as eight: 32-bit multiplications only. */
+static inline void put4(char *p, uint32_t x) {
+    const uint32_t hi = (x * 5243) >> 19; /* x / 100 for x < 43699 */
+    memcpy(p, DIGIT_PAIRS + 2 * hi, 2);
+    memcpy(p + 2, DIGIT_PAIRS + 2 * (x - hi * 100), 2);
+}
+
+static inline void put8(char *p, uint32_t x) {
+    const uint32_t hi = x / 10000;
+    put4(p, hi);
+    put4(p + 4, x - hi * 10000);
+}
+
+static const uint64_t POW10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+    10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+
 static int layout(uint64_t f, int e10, int neg, char *out) {
-    char dig[20];
-    int nd = 0;
-    char tmp[20];
-    char *t = tmp + sizeof tmp;
-    while (f >= 100) {
-        const unsigned r = (unsigned)(f % 100);
-        f /= 100;
-        t -= 2;
-        memcpy(t, DIGIT_PAIRS + 2 * r, 2);
-    }
-    if (f >= 10) { t -= 2; memcpy(t, DIGIT_PAIRS + 2 * f, 2); }
-    else *--t = (char)('0' + f);
-    nd = (int)(tmp + sizeof tmp - t);
-    memcpy(dig, t, (size_t)nd);
+    /* f < 10^17 (the shortest of a double has at most 17 digits): 20 digits, zeros in front */
+    char dig[48] = {0};
+    const uint64_t q = f / 100000000;
+    const uint32_t a = (uint32_t)(q / 100000000);
+    put4(dig, a);
+    put8(dig + 4, (uint32_t)(q - (uint64_t)a * 100000000));
+    put8(dig + 12, (uint32_t)(f - q * 100000000));
+    char *const end = dig + 20;
+    int nd = ((64 - __builtin_clzll(f)) * 1233) >> 12; /* digits, or one less */
+    nd += f >= POW10[nd];
+    const char *t = end - nd;
     const int x = e10 + nd - 1; /* exponent of the first digit */
     char *p = out;
-    if (neg) *p++ = '-';
+    *p = '-';
+    p += neg;
     if (x >= -4 && x < 17) {
-        if (x < 0) {
-            *p++ = '0';
-            *p++ = '.';
-            for (int i = -1; i > x; i--) *p++ = '0';
-            memcpy(p, dig, (size_t)nd);
+        if (x < 0) { /* 0.000ddd */
+            memcpy(p, "0.000000", 8);
+            p += 1 - x;
+            memcpy(p, t, 24);
             p += nd;
-        } else if (nd <= x + 1) {
-            memcpy(p, dig, (size_t)nd);
-            p += nd;
-            for (int i = nd; i <= x; i++) *p++ = '0';
-        } else {
-            memcpy(p, dig, (size_t)(x + 1));
+        } else if (x >= nd - 1) { /* ddd000 */
+            memcpy(p, t, 24);
+            memcpy(p + nd, "0000000000000000", 16);
             p += x + 1;
-            *p++ = '.';
-            memcpy(p, dig + x + 1, (size_t)(nd - x - 1));
-            p += nd - x - 1;
+        } else { /* dd.ddd */
+            memcpy(p, t, 24);
+            p[x + 1] = '.';
+            memcpy(p + x + 2, t + x + 1, 24);
+            p += nd + 1;
         }
     } else {
-        *p++ = dig[0];
-        if (nd > 1) {
-            *p++ = '.';
-            memcpy(p, dig + 1, (size_t)(nd - 1));
-            p += nd - 1;
-        }
+        p[0] = t[0];
+        p[1] = '.';
+        memcpy(p + 2, t + 1, 24);
+        p += nd > 1 ? nd + 1 : 1;
         *p++ = 'e';
         int ax = x;
-        if (x < 0) { *p++ = '-'; ax = -x; }
-        else *p++ = '+';
+        *p++ = x < 0 ? '-' : '+';
+        if (x < 0) ax = -x;
         if (ax >= 100) { *p++ = (char)('0' + ax / 100); ax %= 100; }
         memcpy(p, DIGIT_PAIRS + 2 * ax, 2);
         p += 2;

@@ -19,7 +19,7 @@ void buf_free(buf_t *b) {
 
 void buf_reset(buf_t *b) { b->len = 0; if (b->data) b->data[0] = 0; }
 
-int buf_reserve(buf_t *b, size_t extra) {
+int buf_grow(buf_t *b, size_t extra) {
     if (b->oom) return -1;
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
@@ -29,21 +29,6 @@ int buf_reserve(buf_t *b, size_t extra) {
     b->data = p;
     b->cap = cap;
     return 0;
-}
-
-void buf_append(buf_t *b, const void *p, size_t n) {
-    if (buf_reserve(b, n)) return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
-}
-
-void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
-
-void buf_putc(buf_t *b, char c) {
-    if (buf_reserve(b, 1)) return;
-    b->data[b->len++] = c;
-    b->data[b->len] = 0;
 }
 
 void buf_printf(buf_t *b, const char *fmt, ...) {
@@ -61,14 +46,32 @@ void buf_printf(buf_t *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
+/* 1 for the bytes a JSON string must escape: controls, '"' and '\\'. */
+static const unsigned char JSON_ESCAPED[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
 void buf_json_str(buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     if (buf_reserve(b, n + 2)) return;
+    size_t i = 0;
+    while (i < n && !JSON_ESCAPED[(unsigned char)s[i]]) i++;
+    if (i == n) { /* nothing to escape: the common case */
+        char *p = b->data + b->len;
+        *p = '"';
+        memcpy(p + 1, s, n);
+        p[n + 1] = '"';
+        b->len += n + 2;
+        b->data[b->len] = 0;
+        return;
+    }
     buf_putc(b, '"');
     size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (!JSON_ESCAPED[c]) continue;
         buf_append(b, s + start, i - start);
         start = i + 1;
         char esc[7] = {'\\', 0};
@@ -89,7 +92,7 @@ void buf_json_str(buf_t *b, const char *s, size_t n) {
 }
 
 void buf_json_double(buf_t *b, double v) {
-    if (buf_reserve(b, 32)) return;
+    if (buf_reserve(b, FMT_DOUBLE_ROOM)) return;
     int n = fmt_double_shortest(v, b->data + b->len);
     if (n < 0) { buf_puts(b, "null"); return; }
     b->len += (size_t)n;

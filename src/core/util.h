@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Growable buffer. Zero-initialise; buf_free releases. On allocation failure the
  * buffer sets .oom and further appends are ignored (checked once at the end). */
@@ -15,17 +16,33 @@ typedef struct {
 
 void buf_free(buf_t *b);
 void buf_reset(buf_t *b);
-int buf_reserve(buf_t *b, size_t extra);
-void buf_append(buf_t *b, const void *p, size_t n);
-void buf_puts(buf_t *b, const char *s);
-void buf_putc(buf_t *b, char c);
+/* Room for extra more bytes (and the NUL after them): 0, or -1 once out of memory. The
+ * appends are inline: results pages make millions of them. */
+int buf_grow(buf_t *b, size_t extra);
+static inline int buf_reserve(buf_t *b, size_t extra) {
+    return !b->oom && b->len + extra + 1 <= b->cap ? 0 : buf_grow(b, extra);
+}
+static inline void buf_append(buf_t *b, const void *p, size_t n) {
+    if (buf_reserve(b, n)) return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+static inline void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
+static inline void buf_putc(buf_t *b, char c) {
+    if (buf_reserve(b, 1)) return;
+    b->data[b->len++] = c;
+    b->data[b->len] = 0;
+}
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (quotes and escapes included). */
 void buf_json_str(buf_t *b, const char *s, size_t n);
 /* Appends a double the shortest way that reads back identically, laid out like %.17g;
  * NaN/inf become null. */
 void buf_json_double(buf_t *b, double v);
-/* The same into out (at least 32 bytes, NUL-terminated): its length, or -1 for NaN/inf. */
+/* The same into out, NUL-terminated: its length, or -1 for NaN/inf. out must have
+ * FMT_DOUBLE_ROOM bytes (the bytes past the length are scratch). */
+#define FMT_DOUBLE_ROOM 64
 int fmt_double_shortest(double v, char *out);
 /* Takes ownership of the data; the buffer is left empty. NUL-terminated. */
 char *buf_steal(buf_t *b);

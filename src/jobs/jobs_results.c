@@ -90,9 +90,13 @@ static int reader_next(blob_reader_t *r, uint8_t *code, const char **id, size_t 
     *id = (const char *)r->p;
     r->p += *id_len;
     for (int o = 0; o < r->n_outputs; o++) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (o < max_values) memcpy(&values[o], r->p, 8); /* the blob is little-endian */
+#else
         uint64_t v = 0;
         for (int i = 7; i >= 0; i--) v = v << 8 | r->p[i];
         if (o < max_values) memcpy(&values[o], &v, 8);
+#endif
         r->p += 8;
     }
     r->next++;
@@ -212,6 +216,8 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
         }
     }
 
+    /* room for the whole page at once: ~170 bytes an entity for the models' outputs */
+    buf_reserve(out, (size_t)(end_e > off ? end_e - off : 0) * 192 + 256);
     buf_puts(out, "{\"job_id\":");
     buf_json_str(out, job.id, strlen(job.id));
     buf_puts(out, ",\"status\":");

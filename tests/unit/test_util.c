@@ -131,7 +131,7 @@ static int libc_shortest(double v) {
 /* One value: reads back, and is exactly as short as the shortest correctly rounded %.{p-1}e
  * that reads back (shorter only at powers of two, see below). */
 static int check_shortest(double v) {
-    char out[40];
+    char out[FMT_DOUBLE_ROOM];
     int n = fmt_double_shortest(v, out);
     char *end;
     double back = strtod(out, &end);
@@ -187,7 +187,7 @@ static void test_fmt_double_shortest_edges(void) {
                            2.98023223876953125e-8, 1.9567681139809767e-08, 123456789012345680.0};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) ASSERT_TRUE(check_shortest(vals[i]));
     for (int64_t i = -100000; i <= 100000; i += 7) ASSERT_TRUE(check_shortest((double)i));
-    char out[40];
+    char out[FMT_DOUBLE_ROOM];
     fmt_double_shortest(1e-7, out);
     ASSERT_EQ_STR(out, "1e-07");
     fmt_double_shortest(1.5e300, out);
