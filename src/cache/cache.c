@@ -9,8 +9,6 @@
 
 #include "core/util.h"
 
-#define CACHE_SEEN_BITS 65536
-
 /* The models the cache knows: label and TTL key. An index here is what entries store. */
 static const char *const MODEL_NAMES[] = {"ising", "cascade", "ews", "bifurcation"};
 #define N_MODELS ((int)(sizeof MODEL_NAMES / sizeof MODEL_NAMES[0]))
@@ -24,12 +22,7 @@ struct cache {
     /* The version of the last graph change applied: written by the store's writer thread
      * under the graph write lock, read under the graph read lock. */
     _Atomic uint64_t global_stamp;
-    /* Parameter sets put since the last reset, one bit per (model, parameter hash) slot: a
-     * lookup for a set whose bit is clear is a miss without touching the backend (a job
-     * with parameters never seen before pays no lookups). Cleared when half full; a clear
-     * bit only ever causes a miss, never a wrong answer. */
-    _Atomic uint64_t seen[CACHE_SEEN_BITS / 64];
-    _Atomic long seen_set;
+    graph_t *graph; /* invalidation by id finds the slot here (cache_attach_graph) */
 };
 
 static int64_t default_clock(void *arg) {
@@ -110,7 +103,7 @@ cache_t *cache_new(cache_backend_t *b, const predictd_config_t *cfg, metrics_t *
 int cache_open(cache_t **out, const predictd_config_t *cfg, metrics_t *m, char *err, size_t errlen) {
     *out = NULL;
     if (!cfg->cache_enabled) return 0;
-    cache_t *c = cache_new(cache_mem_open(cfg->cache_max_bytes, 0), cfg, m);
+    cache_t *c = cache_new(cache_mem_open(cfg->cache_max_bytes), cfg, m);
     if (!c) {
         snprintf(err, errlen, "out of memory creating the cache");
         return -1;
@@ -203,43 +196,22 @@ uint64_t cache_stamp(const cache_t *c, const cache_scope_t *s, const graph_t *g,
     }
 }
 
-static uint64_t seen_bit(const cache_scope_t *s, size_t *word) {
-    uint64_t h = (s->h1 ^ (s->h2 * 0x9E3779B97F4A7C15ULL)) + (uint64_t)s->model * 0xff51afd7ed558ccdULL;
-    h ^= h >> 29;
-    size_t slot = (size_t)(h % CACHE_SEEN_BITS);
-    *word = slot / 64;
-    return 1ULL << (slot % 64);
-}
-
 int cache_may_hold(cache_t *c, const cache_scope_t *s) {
     if (!c || s->dep == CACHE_DEP_NONE) return 0;
-    size_t w;
-    uint64_t bit = seen_bit(s, &w);
-    return (atomic_load_explicit(&c->seen[w], memory_order_relaxed) & bit) != 0;
+    return c->b->pMethods->xMayHold(c->b, s);
 }
 
-static void seen_mark(cache_t *c, const cache_scope_t *s) {
-    size_t w;
-    uint64_t bit = seen_bit(s, &w);
-    if (atomic_load_explicit(&c->seen[w], memory_order_relaxed) & bit) return;
-    if (atomic_fetch_or(&c->seen[w], bit) & bit) return;
-    if (atomic_fetch_add(&c->seen_set, 1) + 1 > CACHE_SEEN_BITS / 2) {
-        for (size_t i = 0; i < CACHE_SEEN_BITS / 64; i++) atomic_store(&c->seen[i], 0);
-        atomic_store(&c->seen_set, 0);
-        atomic_fetch_or(&c->seen[w], bit);
-    }
-}
-
-int cache_get(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_t stamp,
-              uint8_t *code, double *out) {
-    if (!c || s->dep == CACHE_DEP_NONE || !stamp) return 0;
-    if (!cache_may_hold(c, s)) return 0;
-    cache_key_t k = {.model = s->model, .h1 = s->h1, .h2 = s->h2, .entity_id = entity_id, .stamp = stamp};
+long cache_get_many(cache_t *c, const cache_scope_t *s, size_t n, const char *const *ids,
+                    const int64_t *slots, const uint64_t *stamps, uint8_t *codes, double *out,
+                    uint8_t *hit) {
+    memset(hit, 0, n);
+    if (!c || s->dep == CACHE_DEP_NONE || n == 0) return 0;
     cache_counts_t cnt;
     memset(&cnt, 0, sizeof cnt);
-    int hit = c->b->pMethods->xGet(c->b, &k, c->clock_ms(c->clock_arg), code, out, s->n_outputs, &cnt);
+    long hits = c->b->pMethods->xGetMany(c->b, s, n, ids, slots, stamps, c->clock_ms(c->clock_arg), codes,
+                                         out, hit, &cnt);
     if (c->m && (cnt.evictions[s->model] || cnt.invalidations[s->model])) flush_counts(c, &cnt);
-    return hit;
+    return hits;
 }
 
 void cache_count(cache_t *c, const cache_scope_t *s, long hits, long misses) {
@@ -251,26 +223,36 @@ void cache_count(cache_t *c, const cache_scope_t *s, long hits, long misses) {
     flush_counts(c, &cnt);
 }
 
-uint64_t cache_generation(cache_t *c, const char *entity_id) {
-    return c ? c->b->pMethods->xGeneration(c->b, entity_id) : 0;
-}
+uint64_t cache_generation(cache_t *c) { return c ? c->b->pMethods->xGeneration(c->b) : 0; }
 
-void cache_put(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_t stamp,
-               uint64_t gen, uint8_t code, const double *out) {
-    if (!c || s->dep == CACHE_DEP_NONE || !stamp) return;
-    cache_key_t k = {.model = s->model, .h1 = s->h1, .h2 = s->h2, .entity_id = entity_id, .stamp = stamp};
+void cache_put_many(cache_t *c, const cache_scope_t *s, uint64_t gen, size_t n, const char *const *ids,
+                    const int64_t *slots, const uint64_t *stamps, const uint8_t *codes, const double *out) {
+    if (!c || s->dep == CACHE_DEP_NONE || n == 0) return;
     cache_counts_t cnt;
     memset(&cnt, 0, sizeof cnt);
-    seen_mark(c, s); /* before the entry exists: a reader never misses a stored entry for it */
-    c->b->pMethods->xPut(c->b, &k, gen, c->clock_ms(c->clock_arg), s->ttl_s, code, out, s->n_outputs, &cnt);
+    c->b->pMethods->xPutMany(c->b, s, gen, n, ids, slots, stamps, c->clock_ms(c->clock_arg), codes, out, &cnt);
     if (c->m) flush_counts(c, &cnt);
+}
+
+void cache_attach_graph(cache_t *c, graph_t *g) {
+    if (c) c->graph = g;
+}
+
+static long invalidate_one(cache_t *c, const char *entity_id, int model, cache_counts_t *cnt) {
+    int64_t slot = -1;
+    if (c->graph) {
+        graph_rdlock(c->graph);
+        slot = graph_find(c->graph, entity_id);
+        graph_unlock(c->graph);
+    }
+    return c->b->pMethods->xInvalidateEntity(c->b, entity_id, slot, model, cnt);
 }
 
 long cache_invalidate_entity(cache_t *c, const char *entity_id) {
     if (!c || !entity_id) return 0;
     cache_counts_t cnt;
     memset(&cnt, 0, sizeof cnt);
-    long n = c->b->pMethods->xInvalidateEntity(c->b, entity_id, -1, &cnt);
+    long n = invalidate_one(c, entity_id, -1, &cnt);
     if (c->m) flush_counts(c, &cnt);
     return n;
 }
@@ -288,7 +270,7 @@ long cache_invalidate(cache_t *c, const char *const *ids, size_t n, const char *
     if (all || n == 0) {
         removed = c->b->pMethods->xInvalidateModel(c->b, all ? -1 : mi, &cnt);
     } else {
-        for (size_t i = 0; i < n; i++) removed += c->b->pMethods->xInvalidateEntity(c->b, ids[i], mi, &cnt);
+        for (size_t i = 0; i < n; i++) removed += invalidate_one(c, ids[i], mi, &cnt);
     }
     if (c->m) flush_counts(c, &cnt);
     return removed;

@@ -26,7 +26,7 @@
  * invalidation is dropped, so an invalidation is never undone by a result computed before it.
  *
  * Backends implement cache_methods_t (x-prefixed, like sqlite3_io_methods); cache_mem.c is
- * the in-process one (sharded locks, LRU by bytes). Thread-safe throughout. */
+ * the in-process one (entries by parameter set and graph slot, LRU by bytes). Thread-safe throughout. */
 #ifndef PREDICTD_CACHE_H
 #define PREDICTD_CACHE_H
 
@@ -44,13 +44,22 @@ typedef struct cache cache_t;
 #define CACHE_MAX_MODELS 8
 #define CACHE_MAX_OUTPUTS 64
 
-/* A full key. model is an index into the front end's model table (label, TTL). */
+typedef enum {
+    CACHE_DEP_NONE = 0,   /* not cached */
+    CACHE_DEP_ENTITY,     /* the entity's version */
+    CACHE_DEP_NEIGHBOURS, /* max of the entity's and its neighbours' versions */
+    CACHE_DEP_GLOBAL,     /* every graph change */
+} cache_dep_t;
+
+/* What a job's results are keyed on: decided once per job from its model and parameters.
+ * A backend keeps the entries of one (model, h1, h2) together: a parameter set. */
 typedef struct {
-    int model;
-    uint64_t h1, h2;        /* parameter hash (two independent 64-bit hashes) */
-    const char *entity_id;
-    uint64_t stamp;         /* dependency stamp; never 0 */
-} cache_key_t;
+    cache_dep_t dep;      /* CACHE_DEP_NONE: skip the cache for this job */
+    int model;            /* index into the model table */
+    int ttl_s;
+    int n_outputs;
+    uint64_t h1, h2;      /* parameter hash (two independent 64-bit hashes) */
+} cache_scope_t;
 
 /* Per-model counts a backend call adds to (the front end turns them into metrics). */
 typedef struct {
@@ -58,21 +67,32 @@ typedef struct {
     long evictions[CACHE_MAX_MODELS], invalidations[CACHE_MAX_MODELS];
 } cache_counts_t;
 
-/* A backend. now_ms comes from the front end's clock (tests inject one). */
+/* A backend. Calls take many entities at once (a chunk): one lock, one set lookup. Entities
+ * come as ids and graph slots naming the same entities: the memory backend keys on slots
+ * (no string hashing; a slot reused by another entity is told apart by the stamp, which
+ * comes from a store-wide clock and so is newer than any entry of the slot's old entity), a
+ * networked one would key on ids. now_ms comes from the front end's clock (tests inject one). */
 typedef struct cache_backend cache_backend_t;
 typedef struct cache_methods {
-    /* 1 hit (code and out[0..n_outputs) filled), 0 miss. An entry of the same model and
-     * parameters with an older stamp is dead for good and is removed (an invalidation). */
-    int (*xGet)(cache_backend_t *b, const cache_key_t *k, int64_t now_ms, uint8_t *code,
-                double *out, int n_outputs, cache_counts_t *cnt);
-    /* Stores (replacing the entry of the same model, parameters and entity) unless the
-     * entity's invalidation generation moved past gen. ttl_s > 0. */
-    void (*xPut)(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int64_t now_ms, int ttl_s,
-                 uint8_t code, const double *out, int n_outputs, cache_counts_t *cnt);
-    /* The invalidation generation covering entity_id (read before computing a result). */
-    uint64_t (*xGeneration)(cache_backend_t *b, const char *entity_id);
-    /* Removes the entity's entries (model < 0: every model); returns how many. */
-    long (*xInvalidateEntity)(cache_backend_t *b, const char *entity_id, int model, cache_counts_t *cnt);
+    /* For each k with stamps[k] != 0: a live entry of the set with that stamp is a hit
+     * (hit[k] = 1, codes[k] and out[k * n_outputs ..] filled, else hit[k] = 0). An entry with
+     * an older stamp is dead for good and is removed (an invalidation), an expired one too
+     * (an eviction). Returns the hits. */
+    long (*xGetMany)(cache_backend_t *b, const cache_scope_t *s, size_t n, const char *const *ids,
+                     const int64_t *slots, const uint64_t *stamps, int64_t now_ms, uint8_t *codes,
+                     double *out, uint8_t *hit, cache_counts_t *cnt);
+    /* Stores the entities with stamps[k] != 0 (replacing the set's entry for the entity unless
+     * that one has a newer stamp), unless an invalidation ran since gen was read. */
+    void (*xPutMany)(cache_backend_t *b, const cache_scope_t *s, uint64_t gen, size_t n,
+                     const char *const *ids, const int64_t *slots, const uint64_t *stamps,
+                     int64_t now_ms, const uint8_t *codes, const double *out, cache_counts_t *cnt);
+    /* 0 when the set holds nothing: a job with parameters never seen skips its lookups. */
+    int (*xMayHold)(cache_backend_t *b, const cache_scope_t *s);
+    /* The invalidation generation: read before computing results, given to xPutMany. */
+    uint64_t (*xGeneration)(cache_backend_t *b);
+    /* Removes the entity's entries (model < 0: of every model); returns how many. */
+    long (*xInvalidateEntity)(cache_backend_t *b, const char *entity_id, int64_t slot, int model,
+                              cache_counts_t *cnt);
     /* Removes every entry of model (model < 0: everything); returns how many. */
     long (*xInvalidateModel)(cache_backend_t *b, int model, cache_counts_t *cnt);
     /* Bytes held and entries. */
@@ -84,8 +104,8 @@ struct cache_backend {
     const cache_methods_t *pMethods;
 };
 
-/* The memory backend: max_bytes bound over n_shards locks (0: pick). NULL on no memory. */
-cache_backend_t *cache_mem_open(long max_bytes, int n_shards);
+/* The memory backend, bounded by max_bytes (cache_mem.c says how). NULL on no memory. */
+cache_backend_t *cache_mem_open(long max_bytes);
 
 /* ---- the front end ------------------------------------------------------------------- */
 
@@ -98,22 +118,6 @@ void cache_free(cache_t *c); /* NULL is a no-op */
 
 /* Tests: the clock TTLs are measured on (default mono_ms). */
 void cache_set_clock(cache_t *c, int64_t (*clock_ms)(void *arg), void *arg);
-
-typedef enum {
-    CACHE_DEP_NONE = 0,   /* not cached */
-    CACHE_DEP_ENTITY,     /* the entity's version */
-    CACHE_DEP_NEIGHBOURS, /* max of the entity's and its neighbours' versions */
-    CACHE_DEP_GLOBAL,     /* every graph change */
-} cache_dep_t;
-
-/* What a job's results are keyed on: decided once per job from its model and parameters. */
-typedef struct {
-    cache_dep_t dep;      /* CACHE_DEP_NONE: skip the cache for this job */
-    int model;            /* index into the model table */
-    int ttl_s;
-    int n_outputs;
-    uint64_t h1, h2;
-} cache_scope_t;
 
 /* Fills scope for a job of model_name (n_outputs doubles per entity; job_level: the model
  * simulates the whole job in xPrepare or keeps a job summary: not cached, but for ising
@@ -128,19 +132,27 @@ void cache_scope(const cache_t *c, const char *model_name, int n_outputs, int jo
  * read lock held. 0: no stamp (unknown entity): neither look up nor store. */
 uint64_t cache_stamp(const cache_t *c, const cache_scope_t *s, const graph_t *g, int64_t idx);
 
-/* 1 hit (code, out filled), 0 miss. Counts nothing: see cache_count. */
-int cache_get(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_t stamp,
-              uint8_t *code, double *out);
+/* Looks n entities up (slots from graph_find, stamps from cache_stamp; a 0 stamp is never
+ * looked up): hit[k] = 1 and codes[k], out[k * n_outputs ..] filled for each hit. Returns the
+ * hits. Counts no hits or misses: see cache_count. */
+long cache_get_many(cache_t *c, const cache_scope_t *s, size_t n, const char *const *ids,
+                    const int64_t *slots, const uint64_t *stamps, uint8_t *codes, double *out,
+                    uint8_t *hit);
 /* Adds served-from-cache and computed entity counts of the scope's model to the metrics. */
 void cache_count(cache_t *c, const cache_scope_t *s, long hits, long misses);
-/* Read before computing entity_id's result; pass to cache_put. */
-/* 0 when no result with these parameters was put lately: a lookup would miss (cheap; a
- * job with parameters never seen skips its lookups). 1: maybe. */
+/* 0 when no result with these parameters is held: a lookup would miss (cheap; a job with
+ * parameters never seen skips its lookups). 1: maybe. */
 int cache_may_hold(cache_t *c, const cache_scope_t *s);
-uint64_t cache_generation(cache_t *c, const char *entity_id);
-void cache_put(cache_t *c, const cache_scope_t *s, const char *entity_id, uint64_t stamp,
-               uint64_t gen, uint8_t code, const double *out);
+/* Read before computing results; pass to cache_put_many. */
+uint64_t cache_generation(cache_t *c);
+/* Stores n results (entities with a 0 stamp are skipped) unless an invalidation ran since
+ * gen was read. */
+void cache_put_many(cache_t *c, const cache_scope_t *s, uint64_t gen, size_t n, const char *const *ids,
+                    const int64_t *slots, const uint64_t *stamps, const uint8_t *codes, const double *out);
 
+/* The graph whose slots the entries are keyed on: invalidation by entity id looks the id
+ * up there. Set once at start, before any call that invalidates. */
+void cache_attach_graph(cache_t *c, graph_t *g);
 /* The EWS-alert trigger (and any other "recompute this entity" signal): removes every
  * cached result of the entity. Thread-safe and quick; returns how many were removed. */
 long cache_invalidate_entity(cache_t *c, const char *entity_id);

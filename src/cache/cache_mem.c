@@ -1,16 +1,21 @@
-/* The in-process cache backend.
+/* The in-process cache backend, laid out by parameter set and graph slot.
  *
- * Entries live in shards chosen by a hash of the entity id, so every entry of one entity is
- * in one shard (invalidating an entity takes one lock). A shard is a chained hash table of
- * entity nodes; a node holds that entity's entries in a small inline array, oldest first,
- * each with a tag (hash of model and parameters) beside it, so finding one reads the node's
- * own cache lines and touches an entry only on a tag match (one per model and parameter set:
- * a put replaces the entry of the same model and parameters, whose older stamp can never be
- * asked for again; at most MEM_MAX_VARIANTS per model and MEM_NODE_SLOTS in all, the oldest
- * going first). Each shard keeps its own LRU list and byte budget
- * (max_bytes / n_shards): a sharded LRU approximates a global one and keeps the locks
- * short. Bytes counted: the entry structs with their outputs, and the nodes with their ids.
- * Expired entries are dropped when met (lookup) or when the LRU reaches them. */
+ * A parameter set (one model, one normalised parameter set: what a job's entries share) is
+ * an open-addressing table keyed by graph slot, its entries inline (slot, code, stamp,
+ * expiry, the outputs): a lookup is a multiply, a probe or two and a compare of integers,
+ * with no string hashing, no allocation per entry and one lock per call of a chunk's worth of
+ * entities. Sets are found by (model, h1, h2) in a small chained map.
+ *
+ * Bounded by bytes: a set counts its table (capacity x entry size) and its header. Sets are
+ * kept in least-recently-used order (a lookup or a store moves a set to the front); while
+ * the total is over the budget the least recently used set other than the one being stored
+ * into is dropped whole. One set alone may use at most half the budget: when it is full its
+ * entries are evicted a clock sweep at a time (an entry read since the hand last passed is
+ * spared once), which approximates LRU within the set. Entries past their TTL are dropped
+ * when met. The effect is LRU over parameter sets, and over entities within one.
+ *
+ * One mutex protects everything; calls are per chunk (hundreds to thousands of entities), so
+ * the lock is taken a few thousand times a second at most. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,352 +24,368 @@
 #include "cache/cache.h"
 #include "core/util.h"
 
-typedef struct mem_node mem_node_t;
-
-#define MEM_MAX_VARIANTS 4
-#define MEM_NODE_SLOTS 8
-
-typedef struct mem_entry {
-    struct mem_entry *lru_prev, *lru_next; /* shard LRU: head = most recently used */
-    mem_node_t *node;
-    uint64_t h1, h2, stamp;
+/* An entry inline in a set's table; stride = sizeof(mem_entry_t) + n_outputs doubles. */
+typedef struct {
+    uint32_t key;     /* graph slot + 1; 0 = empty */
+    uint8_t code;
+    uint8_t ref;      /* read since the clock hand passed */
+    uint16_t pad;
+    uint64_t stamp;
     int64_t expires_ms;
-    size_t bytes;
-    uint8_t model, code;
-    uint16_t n_out;
     double out[];
 } mem_entry_t;
 
-struct mem_node {
-    mem_node_t *next;      /* bucket chain */
-    uint64_t hash;
-    size_t bytes;
-    uint8_t n;                          /* slots used, oldest first */
-    uint8_t model[MEM_NODE_SLOTS];
-    uint64_t tag[MEM_NODE_SLOTS];       /* entry_tag() of each entry */
-    mem_entry_t *ent[MEM_NODE_SLOTS];
-    char id[];
-};
-
-static uint64_t entry_tag(int model, uint64_t h1) {
-    return h1 ^ ((uint64_t)(model + 1) * 0x9E3779B97F4A7C15ULL);
-}
-
-typedef struct {
-    pthread_mutex_t mu;    /* protects everything below but gen's reads */
-    mem_node_t **buckets;
-    size_t n_buckets, n_nodes;
-    mem_entry_t *lru_head, *lru_tail;
-    long bytes, entries;
-    _Atomic uint64_t gen;  /* invalidation generation: written under mu, read anywhere */
-} mem_shard_t;
+typedef struct mem_set {
+    struct mem_set *lru_prev, *lru_next; /* head = most recently used */
+    struct mem_set *hnext;               /* map chain */
+    int model, n_out;
+    uint64_t h1, h2;
+    size_t stride;
+    uint32_t cap, n, hand;               /* cap: a power of two (0 before the first store) */
+    unsigned char *table;
+    long bytes;
+} mem_set_t;
 
 typedef struct {
     cache_backend_t base;
-    long shard_max_bytes;
-    int n_shards;
-    mem_shard_t *shards;
+    pthread_mutex_t mu;      /* protects everything below but gen's reads */
+    long max_bytes, bytes, entries;
+    mem_set_t *lru_head, *lru_tail;
+    mem_set_t **map;         /* chained by (model, h1) */
+    size_t map_cap, n_sets;
+    _Atomic uint64_t gen;    /* invalidation generation: bumped under mu, read anywhere */
 } mem_cache_t;
 
-static uint64_t id_hash(const char *id) {
-    uint64_t h = hash_fnv1a(id, strlen(id), 0);
-    h ^= h >> 33; /* fold high bits in: the shard and the bucket use different ones */
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
+#define LOAD_NUM 7 /* a table grows (or sweeps, at its cap) past 7/10 full */
+#define LOAD_DEN 10
+
+static uint64_t set_hash(int model, uint64_t h1) {
+    uint64_t h = h1 ^ ((uint64_t)(model + 1) * 0x9E3779B97F4A7C15ULL);
+    h ^= h >> 31;
+    return h * 0xff51afd7ed558ccdULL;
 }
 
-static mem_shard_t *shard_of(mem_cache_t *mc, uint64_t h) {
-    return &mc->shards[(h >> 40) % (uint64_t)mc->n_shards];
+static inline mem_entry_t *entry_at(const mem_set_t *st, uint32_t i) {
+    return (mem_entry_t *)(st->table + (size_t)i * st->stride);
 }
 
-/* ---- shard internals (mu held) -------------------------------------------------------- */
-
-static mem_node_t *node_find(mem_shard_t *s, const char *id, uint64_t h) {
-    if (!s->n_buckets) return NULL;
-    for (mem_node_t *n = s->buckets[h & (s->n_buckets - 1)]; n; n = n->next)
-        if (n->hash == h && strcmp(n->id, id) == 0) return n;
-    return NULL;
+static inline uint32_t home_of(const mem_set_t *st, uint32_t key) {
+    return (uint32_t)(((uint64_t)key * 0x9E3779B97F4A7C15ULL) >> 32) & (st->cap - 1);
 }
 
-static void table_grow(mem_shard_t *s) {
-    size_t cap = s->n_buckets ? s->n_buckets * 2 : 64;
-    mem_node_t **b = calloc(cap, sizeof *b);
-    if (!b) return; /* chains just get longer */
-    for (size_t i = 0; i < s->n_buckets; i++) {
-        for (mem_node_t *n = s->buckets[i], *next; n; n = next) {
-            next = n->next;
-            n->next = b[n->hash & (cap - 1)];
-            b[n->hash & (cap - 1)] = n;
+static long set_bytes(size_t cap, size_t stride) { return (long)(sizeof(mem_set_t) + cap * stride); }
+
+/* ---- one set (mu held) ---------------------------------------------------------------- */
+
+static mem_entry_t *set_find(const mem_set_t *st, uint32_t key) {
+    if (!st->cap) return NULL;
+    for (uint32_t i = home_of(st, key);; i = (i + 1) & (st->cap - 1)) {
+        mem_entry_t *e = entry_at(st, i);
+        if (e->key == key) return e;
+        if (e->key == 0) return NULL;
+    }
+}
+
+/* Removes the entry at e (linear probing: the run after it moves back, no tombstones). */
+static void set_remove(mem_cache_t *mc, mem_set_t *st, mem_entry_t *e) {
+    uint32_t i = (uint32_t)(((unsigned char *)e - st->table) / st->stride);
+    for (uint32_t j = (i + 1) & (st->cap - 1);; j = (j + 1) & (st->cap - 1)) {
+        mem_entry_t *f = entry_at(st, j);
+        if (f->key == 0) break;
+        uint32_t h = home_of(st, f->key);
+        /* f may fill the hole at i unless its home lies cyclically in (i, j] */
+        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+            memcpy(entry_at(st, i), f, st->stride);
+            i = j;
         }
     }
-    free(s->buckets);
-    s->buckets = b;
-    s->n_buckets = cap;
+    entry_at(st, i)->key = 0;
+    st->n--;
+    mc->entries--;
 }
 
-static mem_node_t *node_get(mem_shard_t *s, const char *id, uint64_t h) {
-    mem_node_t *n = node_find(s, id, h);
-    if (n) return n;
-    if (s->n_nodes >= s->n_buckets) table_grow(s);
-    if (!s->n_buckets) return NULL;
-    size_t len = strlen(id);
-    n = malloc(sizeof *n + len + 1);
-    if (!n) return NULL;
-    memcpy(n->id, id, len + 1);
-    n->hash = h;
-    n->n = 0;
-    n->bytes = sizeof *n + len + 1;
-    n->next = s->buckets[h & (s->n_buckets - 1)];
-    s->buckets[h & (s->n_buckets - 1)] = n;
-    s->n_nodes++;
-    s->bytes += (long)n->bytes;
-    return n;
+static void set_unlink_lru(mem_cache_t *mc, mem_set_t *st) {
+    if (st->lru_prev) st->lru_prev->lru_next = st->lru_next; else mc->lru_head = st->lru_next;
+    if (st->lru_next) st->lru_next->lru_prev = st->lru_prev; else mc->lru_tail = st->lru_prev;
+    st->lru_prev = st->lru_next = NULL;
 }
 
-static void node_drop_if_empty(mem_shard_t *s, mem_node_t *n) {
-    if (n->n) return;
-    mem_node_t **pp = &s->buckets[n->hash & (s->n_buckets - 1)];
-    while (*pp != n) pp = &(*pp)->next;
-    *pp = n->next;
-    s->n_nodes--;
-    s->bytes -= (long)n->bytes;
-    free(n);
+static void set_push_head(mem_cache_t *mc, mem_set_t *st) {
+    st->lru_prev = NULL;
+    st->lru_next = mc->lru_head;
+    if (mc->lru_head) mc->lru_head->lru_prev = st; else mc->lru_tail = st;
+    mc->lru_head = st;
 }
 
-static void lru_unlink(mem_shard_t *s, mem_entry_t *e) {
-    if (e->lru_prev) e->lru_prev->lru_next = e->lru_next; else s->lru_head = e->lru_next;
-    if (e->lru_next) e->lru_next->lru_prev = e->lru_prev; else s->lru_tail = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
+static void set_touch(mem_cache_t *mc, mem_set_t *st) {
+    if (mc->lru_head == st) return;
+    set_unlink_lru(mc, st);
+    set_push_head(mc, st);
 }
 
-static void lru_push_head(mem_shard_t *s, mem_entry_t *e) {
-    e->lru_prev = NULL;
-    e->lru_next = s->lru_head;
-    if (s->lru_head) s->lru_head->lru_prev = e; else s->lru_tail = e;
-    s->lru_head = e;
+static void set_drop(mem_cache_t *mc, mem_set_t *st) {
+    size_t b = set_hash(st->model, st->h1) & (mc->map_cap - 1);
+    mem_set_t **pp = &mc->map[b];
+    while (*pp != st) pp = &(*pp)->hnext;
+    *pp = st->hnext;
+    set_unlink_lru(mc, st);
+    mc->n_sets--;
+    mc->bytes -= st->bytes;
+    mc->entries -= st->n;
+    free(st->table);
+    free(st);
 }
 
-/* Unlinks e from its node, the LRU and the byte count, and frees it (and the node when it
- * was its last entry). */
-static void entry_remove(mem_shard_t *s, mem_entry_t *e) {
-    mem_node_t *n = e->node;
-    int i = 0;
-    while (i < n->n && n->ent[i] != e) i++;
-    if (i < n->n) { /* keep the order: oldest first */
-        int rest = n->n - i - 1;
-        memmove(&n->ent[i], &n->ent[i + 1], (size_t)rest * sizeof n->ent[0]);
-        memmove(&n->tag[i], &n->tag[i + 1], (size_t)rest * sizeof n->tag[0]);
-        memmove(&n->model[i], &n->model[i + 1], (size_t)rest);
-        n->n--;
-    }
-    lru_unlink(s, e);
-    s->bytes -= (long)e->bytes;
-    s->entries--;
-    free(e);
-    node_drop_if_empty(s, n);
-}
-
-static mem_entry_t *entry_find(mem_node_t *n, const cache_key_t *k) {
-    const uint64_t t = entry_tag(k->model, k->h1);
-    for (int i = 0; i < n->n; i++) {
-        if (n->tag[i] != t) continue;
-        mem_entry_t *e = n->ent[i];
-        if (e->model == (uint8_t)k->model && e->h1 == k->h1 && e->h2 == k->h2) return e;
-    }
+static mem_set_t *set_lookup(mem_cache_t *mc, const cache_scope_t *s) {
+    if (!mc->map_cap) return NULL;
+    for (mem_set_t *st = mc->map[set_hash(s->model, s->h1) & (mc->map_cap - 1)]; st; st = st->hnext)
+        if (st->model == s->model && st->h1 == s->h1 && st->h2 == s->h2) return st;
     return NULL;
 }
 
-static void count(long *arr, int model) {
-    if (model >= 0 && model < CACHE_MAX_MODELS) arr[model]++;
+static mem_set_t *set_create(mem_cache_t *mc, const cache_scope_t *s) {
+    if (mc->n_sets >= mc->map_cap) {
+        size_t cap = mc->map_cap ? mc->map_cap * 2 : 64;
+        mem_set_t **m = calloc(cap, sizeof *m);
+        if (!m) return NULL;
+        for (size_t i = 0; i < mc->map_cap; i++)
+            for (mem_set_t *st = mc->map[i], *next; st; st = next) {
+                next = st->hnext;
+                size_t b = set_hash(st->model, st->h1) & (cap - 1);
+                st->hnext = m[b];
+                m[b] = st;
+            }
+        free(mc->map);
+        mc->map = m;
+        mc->map_cap = cap;
+    }
+    mem_set_t *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->model = s->model;
+    st->n_out = s->n_outputs;
+    st->h1 = s->h1;
+    st->h2 = s->h2;
+    st->stride = sizeof(mem_entry_t) + (size_t)s->n_outputs * sizeof(double);
+    st->bytes = set_bytes(0, st->stride);
+    size_t b = set_hash(s->model, s->h1) & (mc->map_cap - 1);
+    st->hnext = mc->map[b];
+    mc->map[b] = st;
+    mc->n_sets++;
+    mc->bytes += st->bytes;
+    set_push_head(mc, st);
+    return st;
+}
+
+/* Rehashes into a table of cap slots (a power of two above the entries held). */
+static int set_resize(mem_cache_t *mc, mem_set_t *st, uint32_t cap) {
+    unsigned char *t = calloc(cap, st->stride);
+    if (!t) return -1;
+    mem_set_t old = *st;
+    st->table = t;
+    st->cap = cap;
+    st->hand = 0;
+    for (uint32_t i = 0; i < old.cap; i++) {
+        mem_entry_t *e = entry_at(&old, i);
+        if (!e->key) continue;
+        uint32_t j = home_of(st, e->key);
+        while (entry_at(st, j)->key) j = (j + 1) & (cap - 1);
+        memcpy(entry_at(st, j), e, st->stride);
+    }
+    free(old.table);
+    long nb = set_bytes(cap, st->stride);
+    mc->bytes += nb - st->bytes;
+    st->bytes = nb;
+    return 0;
+}
+
+/* One clock sweep step at a time until an eighth of the entries are gone: an entry read
+ * since the hand last passed it gets its bit cleared and is spared once. */
+static void set_sweep(mem_cache_t *mc, mem_set_t *st, cache_counts_t *cnt) {
+    uint32_t goal = st->n / 8 + 1, removed = 0;
+    for (uint64_t steps = 0; removed < goal && st->n && steps < 3ULL * st->cap; steps++) {
+        mem_entry_t *e = entry_at(st, st->hand);
+        if (e->key && e->ref) {
+            e->ref = 0;
+        } else if (e->key) {
+            set_remove(mc, st, e); /* the run shifts back into hand: look at it again */
+            removed++;
+            if (st->model >= 0 && st->model < CACHE_MAX_MODELS) cnt->evictions[st->model]++;
+            continue;
+        }
+        st->hand = (st->hand + 1) & (st->cap - 1);
+    }
+}
+
+/* Room for one more entry in st: grows the table, or sweeps at the set's cap. -1: none. */
+static int set_make_room(mem_cache_t *mc, mem_set_t *st, cache_counts_t *cnt) {
+    if (st->cap && (uint64_t)(st->n + 1) * LOAD_DEN <= (uint64_t)st->cap * LOAD_NUM) return 0;
+    uint32_t cap = st->cap ? st->cap * 2 : 64;
+    if (cap <= (1U << 30) && set_bytes(cap, st->stride) <= mc->max_bytes / 2) {
+        if (set_resize(mc, st, cap) == 0) return 0;
+    }
+    if (!st->cap) return -1; /* not even the first table fits the budget */
+    set_sweep(mc, st, cnt);
+    return (uint64_t)(st->n + 1) * LOAD_DEN <= (uint64_t)st->cap * LOAD_NUM ? 0 : -1;
+}
+
+static void count(long *arr, int model, long n) {
+    if (model >= 0 && model < CACHE_MAX_MODELS) arr[model] += n;
 }
 
 /* ---- methods -------------------------------------------------------------------------- */
 
-static int mem_get(cache_backend_t *b, const cache_key_t *k, int64_t now_ms, uint8_t *code,
-                   double *out, int n_outputs, cache_counts_t *cnt) {
+static long mem_get_many(cache_backend_t *b, const cache_scope_t *s, size_t n, const char *const *ids,
+                         const int64_t *slots, const uint64_t *stamps, int64_t now_ms, uint8_t *codes,
+                         double *out, uint8_t *hit, cache_counts_t *cnt) {
+    (void)ids;
     mem_cache_t *mc = (mem_cache_t *)b;
-    uint64_t h = id_hash(k->entity_id);
-    mem_shard_t *s = shard_of(mc, h);
-    int hit = 0;
-    pthread_mutex_lock(&s->mu);
-    mem_node_t *n = node_find(s, k->entity_id, h);
-    mem_entry_t *e = n ? entry_find(n, k) : NULL;
-    if (e && e->stamp < k->stamp) {
-        /* something it depends on changed since: it can never be asked for again */
-        entry_remove(s, e);
-        count(cnt->invalidations, k->model);
-    } else if (e && e->stamp == k->stamp && e->expires_ms <= now_ms) {
-        entry_remove(s, e);
-        count(cnt->evictions, k->model);
-    } else if (e && e->stamp == k->stamp && e->n_out == n_outputs) {
-        *code = e->code;
-        memcpy(out, e->out, (size_t)n_outputs * sizeof *out);
-        lru_unlink(s, e);
-        lru_push_head(s, e);
-        hit = 1;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return hit;
-}
-
-static void mem_put(cache_backend_t *b, const cache_key_t *k, uint64_t gen, int64_t now_ms,
-                    int ttl_s, uint8_t code, const double *out, int n_outputs, cache_counts_t *cnt) {
-    mem_cache_t *mc = (mem_cache_t *)b;
-    if (n_outputs < 0 || n_outputs > CACHE_MAX_OUTPUTS || k->model < 0 || k->model >= CACHE_MAX_MODELS)
-        return;
-    size_t bytes = sizeof(mem_entry_t) + (size_t)n_outputs * sizeof(double);
-    size_t node_bytes = sizeof(mem_node_t) + strlen(k->entity_id) + 1;
-    if ((long)(bytes + node_bytes) > mc->shard_max_bytes) return; /* could never fit */
-    uint64_t h = id_hash(k->entity_id);
-    mem_shard_t *s = shard_of(mc, h);
-    pthread_mutex_lock(&s->mu);
-    if (atomic_load(&s->gen) != gen) goto out; /* an invalidation ran since it was computed */
-    mem_node_t *n = node_get(s, k->entity_id, h);
-    if (!n) goto out;
-    /* one walk of the node's short list: the entry this replaces, and the oldest variant
-     * of the same model once there are MEM_MAX_VARIANTS */
-    mem_entry_t *old = entry_find(n, k), *victim = NULL;
-    int same = 0;
-    for (int i = 0; i < n->n; i++) /* the oldest other variant of this model */
-        if (n->model[i] == (uint8_t)k->model && n->ent[i] != old && same++ == 0) victim = n->ent[i];
-    if (same < MEM_MAX_VARIANTS) victim = NULL;
-    if (!victim && !old && n->n == MEM_NODE_SLOTS) victim = n->ent[0]; /* full: the oldest */
-    if (old && old->stamp > k->stamp) goto out; /* a newer result is already here */
-    mem_entry_t *e = malloc(bytes);
-    if (!e) {
-        node_drop_if_empty(s, n);
-        goto out;
-    }
-    e->h1 = k->h1;
-    e->h2 = k->h2;
-    e->stamp = k->stamp;
-    e->expires_ms = now_ms + (int64_t)ttl_s * 1000;
-    e->bytes = bytes;
-    e->model = (uint8_t)k->model;
-    e->code = code;
-    e->n_out = (uint16_t)n_outputs;
-    memcpy(e->out, out, (size_t)n_outputs * sizeof *out);
-    e->node = n;
-    if (old) {
-        if (old->stamp < k->stamp) count(cnt->invalidations, k->model);
-        if (n->n == MEM_NODE_SLOTS) { entry_remove(s, old); old = NULL; } /* room for e; n keeps 7 */
-    }
-    if (victim && n->n == MEM_NODE_SLOTS) {
-        count(cnt->evictions, victim->model);
-        entry_remove(s, victim);
-        victim = NULL;
-    }
-    n->ent[n->n] = e; /* newest last */
-    n->tag[n->n] = entry_tag(k->model, k->h1);
-    n->model[n->n] = (uint8_t)k->model;
-    n->n++;
-    lru_push_head(s, e);
-    s->bytes += (long)bytes;
-    s->entries++;
-    if (old) entry_remove(s, old); /* n still holds e: the node stays */
-    /* At most MEM_MAX_VARIANTS entries per entity and model (one per parameter set): a
-     * client sweeping parameters keeps the newest few, and lookups stay a short walk. */
-    if (victim) {
-        count(cnt->evictions, victim->model);
-        entry_remove(s, victim);
-    }
-    while (s->bytes > mc->shard_max_bytes && s->lru_tail && s->lru_tail != e) {
-        count(cnt->evictions, s->lru_tail->model);
-        entry_remove(s, s->lru_tail);
-    }
-out:
-    pthread_mutex_unlock(&s->mu);
-}
-
-static uint64_t mem_generation(cache_backend_t *b, const char *entity_id) {
-    mem_cache_t *mc = (mem_cache_t *)b;
-    return atomic_load(&shard_of(mc, id_hash(entity_id))->gen);
-}
-
-static long mem_invalidate_entity(cache_backend_t *b, const char *entity_id, int model,
-                                  cache_counts_t *cnt) {
-    mem_cache_t *mc = (mem_cache_t *)b;
-    uint64_t h = id_hash(entity_id);
-    mem_shard_t *s = shard_of(mc, h);
-    long removed = 0;
-    pthread_mutex_lock(&s->mu);
-    atomic_fetch_add(&s->gen, 1);
-    mem_node_t *n = node_find(s, entity_id, h);
-    if (n) {
-        /* newest first; the node is freed with its last entry, so stop there */
-        for (int i = n->n - 1; i >= 0; i--) {
-            mem_entry_t *e = n->ent[i];
-            if (model >= 0 && e->model != (uint8_t)model) continue;
-            int last = n->n == 1;
-            count(cnt->invalidations, e->model);
-            removed++;
-            entry_remove(s, e);
-            if (last) break;
+    memset(hit, 0, n);
+    long hits = 0;
+    pthread_mutex_lock(&mc->mu);
+    mem_set_t *st = set_lookup(mc, s);
+    if (st && st->n_out == s->n_outputs) {
+        set_touch(mc, st);
+        const size_t out_bytes = (size_t)st->n_out * sizeof(double);
+        for (size_t k = 0; k < n; k++) {
+            if (!stamps[k] || slots[k] < 0 || slots[k] >= UINT32_MAX) continue;
+            mem_entry_t *e = set_find(st, (uint32_t)slots[k] + 1);
+            if (!e || e->stamp > stamps[k]) continue;
+            if (e->stamp < stamps[k]) {
+                /* something it depends on changed since: it can never be asked for again */
+                set_remove(mc, st, e);
+                count(cnt->invalidations, s->model, 1);
+            } else if (e->expires_ms <= now_ms) {
+                set_remove(mc, st, e);
+                count(cnt->evictions, s->model, 1);
+            } else {
+                codes[k] = e->code;
+                memcpy(out + k * (size_t)st->n_out, e->out, out_bytes);
+                e->ref = 1;
+                hit[k] = 1;
+                hits++;
+            }
         }
     }
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&mc->mu);
+    return hits;
+}
+
+static void mem_put_many(cache_backend_t *b, const cache_scope_t *s, uint64_t gen, size_t n,
+                         const char *const *ids, const int64_t *slots, const uint64_t *stamps,
+                         int64_t now_ms, const uint8_t *codes, const double *out, cache_counts_t *cnt) {
+    (void)ids;
+    mem_cache_t *mc = (mem_cache_t *)b;
+    if (s->n_outputs < 0 || s->n_outputs > CACHE_MAX_OUTPUTS || s->model < 0 || s->model >= CACHE_MAX_MODELS)
+        return;
+    pthread_mutex_lock(&mc->mu);
+    if (atomic_load(&mc->gen) != gen) goto out; /* an invalidation ran since they were computed */
+    mem_set_t *st = set_lookup(mc, s);
+    if (!st) st = set_create(mc, s);
+    if (!st || st->n_out != s->n_outputs) goto out;
+    set_touch(mc, st);
+    const int64_t expires = now_ms + (int64_t)s->ttl_s * 1000;
+    const size_t out_bytes = (size_t)st->n_out * sizeof(double);
+    for (size_t k = 0; k < n; k++) {
+        if (!stamps[k] || slots[k] < 0 || slots[k] >= UINT32_MAX) continue;
+        const uint32_t key = (uint32_t)slots[k] + 1;
+        mem_entry_t *e = set_find(st, key);
+        if (e) {
+            if (e->stamp > stamps[k]) continue; /* a newer result is already here */
+            if (e->stamp < stamps[k]) count(cnt->invalidations, s->model, 1);
+        } else {
+            if (set_make_room(mc, st, cnt) < 0) break;
+            uint32_t i = home_of(st, key);
+            while (entry_at(st, i)->key) i = (i + 1) & (st->cap - 1);
+            e = entry_at(st, i);
+            e->key = key;
+            st->n++;
+            mc->entries++;
+        }
+        e->code = codes[k];
+        e->ref = 0;
+        e->stamp = stamps[k];
+        e->expires_ms = expires;
+        memcpy(e->out, out + k * (size_t)st->n_out, out_bytes);
+    }
+    /* over the budget: the least recently used other sets go, whole */
+    while (mc->bytes > mc->max_bytes && mc->lru_tail && mc->lru_tail != st) {
+        count(cnt->evictions, mc->lru_tail->model, mc->lru_tail->n);
+        set_drop(mc, mc->lru_tail);
+    }
+    if (st->n == 0) set_drop(mc, st); /* nothing fit: an empty set is no use */
+out:
+    pthread_mutex_unlock(&mc->mu);
+}
+
+static int mem_may_hold(cache_backend_t *b, const cache_scope_t *s) {
+    mem_cache_t *mc = (mem_cache_t *)b;
+    pthread_mutex_lock(&mc->mu);
+    mem_set_t *st = set_lookup(mc, s);
+    int held = st && st->n > 0;
+    pthread_mutex_unlock(&mc->mu);
+    return held;
+}
+
+static uint64_t mem_generation(cache_backend_t *b) { return atomic_load(&((mem_cache_t *)b)->gen); }
+
+static long mem_invalidate_entity(cache_backend_t *b, const char *entity_id, int64_t slot, int model,
+                                  cache_counts_t *cnt) {
+    (void)entity_id;
+    mem_cache_t *mc = (mem_cache_t *)b;
+    long removed = 0;
+    pthread_mutex_lock(&mc->mu);
+    atomic_fetch_add(&mc->gen, 1);
+    if (slot >= 0 && slot < UINT32_MAX) {
+        for (mem_set_t *st = mc->lru_head; st; st = st->lru_next) {
+            if (model >= 0 && st->model != model) continue;
+            mem_entry_t *e = set_find(st, (uint32_t)slot + 1);
+            if (!e) continue;
+            set_remove(mc, st, e);
+            count(cnt->invalidations, st->model, 1);
+            removed++;
+        }
+    }
+    pthread_mutex_unlock(&mc->mu);
     return removed;
 }
 
 static long mem_invalidate_model(cache_backend_t *b, int model, cache_counts_t *cnt) {
     mem_cache_t *mc = (mem_cache_t *)b;
     long removed = 0;
-    for (int i = 0; i < mc->n_shards; i++) {
-        mem_shard_t *s = &mc->shards[i];
-        pthread_mutex_lock(&s->mu);
-        atomic_fetch_add(&s->gen, 1);
-        for (mem_entry_t *e = s->lru_head, *next; e; e = next) {
-            next = e->lru_next;
-            if (model >= 0 && e->model != (uint8_t)model) continue;
-            count(cnt->invalidations, e->model);
-            removed++;
-            entry_remove(s, e);
-        }
-        pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&mc->mu);
+    atomic_fetch_add(&mc->gen, 1);
+    for (mem_set_t *st = mc->lru_head, *next; st; st = next) {
+        next = st->lru_next;
+        if (model >= 0 && st->model != model) continue;
+        count(cnt->invalidations, st->model, st->n);
+        removed += st->n;
+        set_drop(mc, st);
     }
+    pthread_mutex_unlock(&mc->mu);
     return removed;
 }
 
 static void mem_usage(cache_backend_t *b, long *bytes, long *entries) {
     mem_cache_t *mc = (mem_cache_t *)b;
-    long by = 0, en = 0;
-    for (int i = 0; i < mc->n_shards; i++) {
-        mem_shard_t *s = &mc->shards[i];
-        pthread_mutex_lock(&s->mu);
-        by += s->bytes;
-        en += s->entries;
-        pthread_mutex_unlock(&s->mu);
-    }
-    if (bytes) *bytes = by;
-    if (entries) *entries = en;
+    pthread_mutex_lock(&mc->mu);
+    if (bytes) *bytes = mc->bytes;
+    if (entries) *entries = mc->entries;
+    pthread_mutex_unlock(&mc->mu);
 }
 
 static void mem_close(cache_backend_t *b) {
     mem_cache_t *mc = (mem_cache_t *)b;
     if (!mc) return;
-    for (int i = 0; i < mc->n_shards; i++) {
-        mem_shard_t *s = &mc->shards[i];
-        for (mem_entry_t *e = s->lru_head, *next; e; e = next) {
-            next = e->lru_next;
-            free(e);
-        }
-        for (size_t k = 0; k < s->n_buckets; k++) {
-            for (mem_node_t *n = s->buckets[k], *next; n; n = next) {
-                next = n->next;
-                free(n);
-            }
-        }
-        free(s->buckets);
-        pthread_mutex_destroy(&s->mu);
-    }
-    free(mc->shards);
+    while (mc->lru_head) set_drop(mc, mc->lru_head);
+    free(mc->map);
+    pthread_mutex_destroy(&mc->mu);
     free(mc);
 }
 
 static const cache_methods_t MEM_METHODS = {
-    .xGet = mem_get,
-    .xPut = mem_put,
+    .xGetMany = mem_get_many,
+    .xPutMany = mem_put_many,
+    .xMayHold = mem_may_hold,
     .xGeneration = mem_generation,
     .xInvalidateEntity = mem_invalidate_entity,
     .xInvalidateModel = mem_invalidate_model,
@@ -372,26 +393,12 @@ static const cache_methods_t MEM_METHODS = {
     .xClose = mem_close,
 };
 
-cache_backend_t *cache_mem_open(long max_bytes, int n_shards) {
-    if (n_shards <= 0) {
-        /* enough shards that workers rarely meet on a lock, but each shard big enough that
-         * its own LRU still means something (at least 1 MiB) */
-        n_shards = 64;
-        while (n_shards > 1 && max_bytes / n_shards < (1L << 20)) n_shards /= 2;
-    }
+cache_backend_t *cache_mem_open(long max_bytes) {
     mem_cache_t *mc = calloc(1, sizeof *mc);
     if (!mc) return NULL;
-    mc->shards = calloc((size_t)n_shards, sizeof *mc->shards);
-    if (!mc->shards) {
-        free(mc);
-        return NULL;
-    }
     mc->base.pMethods = &MEM_METHODS;
-    mc->n_shards = n_shards;
-    mc->shard_max_bytes = max_bytes / n_shards;
-    for (int i = 0; i < n_shards; i++) {
-        pthread_mutex_init(&mc->shards[i].mu, NULL);
-        atomic_init(&mc->shards[i].gen, 0);
-    }
+    mc->max_bytes = max_bytes > 0 ? max_bytes : 0;
+    pthread_mutex_init(&mc->mu, NULL);
+    atomic_init(&mc->gen, 0);
     return &mc->base;
 }

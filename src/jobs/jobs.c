@@ -378,13 +378,15 @@ static void on_settled(void *arg, int rc) {
  * -1 model failure (err filled), -2 lease lost or stopping (drop the result). */
 static int run_chunk(jobs_t *j, const model_t *md, const char *job_id, const job_work_t *w,
                      const char *const *ids, uint32_t n, uint64_t token, uint8_t *codes, double *out,
-                     char *err, size_t errlen) {
+                     const jobs_cache_run_t *cr, char *err, size_t errlen) {
     model_env_t env = j->env;
     env.job_state = w->state;
     env.job_id = job_id;
     env.model_ctx = md->ctx;
+    if (cr) env.slots_mutations = cr->graph_mutations;
     for (uint32_t off = 0; off < n; off += RUN_STEP) {
         uint32_t k = n - off < RUN_STEP ? n - off : RUN_STEP;
+        if (cr) env.slots = cr->slot + off; /* the misses' slots, as the cache looked them up */
         if (md->xRunChunk(&env, w->params, ids + off, k, codes + off,
                           out + (size_t)off * (size_t)md->n_outputs, err, errlen) != 0)
             return -1;
@@ -517,10 +519,10 @@ static void *worker_main(void *arg) {
                 cache_run = jobs_cache_begin(j, md, rt->work, rt->work->ids + from, n, codes, vals);
                 if (!cache_run)
                     rc = run_chunk(j, md, rt->id, rt->work, rt->work->ids + from, n, token, codes,
-                                   vals, err, sizeof err);
+                                   vals, NULL, err, sizeof err);
                 else if (cache_run->n_miss)
                     rc = run_chunk(j, md, rt->id, rt->work, cache_run->miss_ids, cache_run->n_miss, token,
-                                   cache_run->miss_codes, cache_run->miss_vals, err, sizeof err);
+                                   cache_run->miss_codes, cache_run->miss_vals, cache_run, err, sizeof err);
                 if (rc == 0 && cache_run) {
                     jobs_cache_end(j, cache_run, codes, vals);
                     /* cached here, on the worker, before the commit: the store's writer never

@@ -60,11 +60,13 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
     const long n_chunks = (n + cs - 1) / cs;
     const int no = md->n_outputs;
     const char **ptr = malloc((size_t)cs * sizeof *ptr);
-    uint8_t *codes = malloc((size_t)cs);
+    uint8_t *codes = malloc((size_t)cs), *hit = malloc((size_t)cs);
     double *vals = malloc(((size_t)cs * (size_t)no + 1) * sizeof *vals);
+    int64_t *slots = malloc((size_t)cs * sizeof *slots);
+    uint64_t *stamps = malloc((size_t)cs * sizeof *stamps);
     pf->done = calloc((size_t)n_chunks, 1);
     pf->settled = malloc((size_t)n_chunks * sizeof *pf->settled);
-    if (!ptr || !codes || !vals || !pf->done || !pf->settled) goto fail;
+    if (!ptr || !codes || !hit || !vals || !slots || !stamps || !pf->done || !pf->settled) goto fail;
     const char *p = ids, *end = ids + ids_len;
     pf->scope = s;
     for (long ch = 0; ch < n_chunks; ch++) {
@@ -74,26 +76,27 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
             ptr[k] = p;
             p += strlen(p) + 1;
         }
-        /* stops at the first miss: the chunk runs (its hits are looked up again then) */
-        uint32_t k = 0;
+        /* a chunk with any miss runs (its hits are looked up again then) */
         graph_rdlock(j->g);
+        uint32_t k = 0;
         for (; k < m; k++) {
-            uint64_t stamp = cache_stamp(c, &s, j->g, graph_find(j->g, ptr[k]));
-            if (!cache_get(c, &s, ptr[k], stamp, &codes[k], vals + (size_t)k * no)) break;
+            slots[k] = graph_find(j->g, ptr[k]);
+            if (!(stamps[k] = cache_stamp(c, &s, j->g, slots[k]))) break; /* unknown: computed */
         }
         graph_unlock(j->g);
-        if (k < m) continue;
+        if (k < m || cache_get_many(c, &s, m, ptr, slots, stamps, codes, vals, hit) < (long)m) continue;
         jobs_prefill_add(pf, (uint32_t)ch, ptr, m, no, codes, vals); /* no memory: it runs */
     }
-    free(ptr);
-    free(codes);
-    free(vals);
-    return 0;
+    goto out;
 fail:
+    jobs_prefill_free(pf);
+out:
     free(ptr);
     free(codes);
+    free(hit);
     free(vals);
-    jobs_prefill_free(pf);
+    free(slots);
+    free(stamps);
     return 0;
 }
 
@@ -129,7 +132,7 @@ void jobs_cache_run_free(jobs_cache_run_t *r) {
     free(r->miss_codes);
     free(r->miss_vals);
     free(r->stamp);
-    free(r->gen);
+    free(r->slot);
     free(r);
 }
 
@@ -156,26 +159,32 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
     const int no = md->n_outputs;
     jobs_cache_run_t *r = calloc(1, sizeof *r);
     uint64_t *stamps = malloc((size_t)n * sizeof *stamps);
-    if (!r || !stamps) goto fail;
+    int64_t *slots = malloc((size_t)n * sizeof *slots);
+    uint8_t *hit = malloc((size_t)n);
+    if (!r || !stamps || !slots || !hit) goto fail;
     r->scope = s;
     r->miss_at = malloc((size_t)n * sizeof *r->miss_at);
     r->miss_ids = malloc((size_t)n * sizeof *r->miss_ids);
     r->miss_codes = malloc((size_t)n);
     r->miss_vals = malloc(((size_t)n * (size_t)no + 1) * sizeof *r->miss_vals);
     r->stamp = malloc((size_t)n * sizeof *r->stamp);
-    r->gen = malloc((size_t)n * sizeof *r->gen);
-    if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->gen) goto fail;
+    r->slot = malloc((size_t)n * sizeof *r->slot);
+    if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->slot) goto fail;
+    r->gen = cache_generation(c); /* before the lookups and the computation */
     graph_rdlock(j->g);
-    for (uint32_t k = 0; k < n; k++) stamps[k] = cache_stamp(c, &s, j->g, graph_find(j->g, ids[k]));
+    for (uint32_t k = 0; k < n; k++) {
+        slots[k] = graph_find(j->g, ids[k]);
+        stamps[k] = cache_stamp(c, &s, j->g, slots[k]);
+    }
     r->graph_mutations = j->g->mutations;
     graph_unlock(j->g);
+    cache_get_many(c, &s, n, ids, slots, stamps, codes, vals, hit);
     size_t bytes = 0;
     for (uint32_t k = 0; k < n; k++) {
-        uint64_t gen = cache_generation(c, ids[k]); /* before the lookup and the computation */
-        if (cache_get(c, &s, ids[k], stamps[k], &codes[k], vals + (size_t)k * no)) continue;
+        if (hit[k]) continue;
         r->miss_at[r->n_miss] = k;
         r->stamp[r->n_miss] = stamps[k];
-        r->gen[r->n_miss] = gen;
+        r->slot[r->n_miss] = slots[k];
         r->n_miss++;
         bytes += strlen(ids[k]) + 1;
     }
@@ -190,9 +199,13 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
     }
     cache_count(c, &s, (long)(n - r->n_miss), (long)r->n_miss);
     free(stamps);
+    free(slots);
+    free(hit);
     return r;
 fail:
     free(stamps);
+    free(slots);
+    free(hit);
     jobs_cache_run_free(r);
     return NULL; /* computes the whole chunk; whatever was filled in is overwritten */
 }
@@ -207,17 +220,15 @@ void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals
     graph_rdlock(j->g);
     /* nothing changed in the graph since the stamps were read: they all still hold */
     if (j->g->mutations != r->graph_mutations || r->scope.dep == CACHE_DEP_GLOBAL)
-        for (uint32_t q = 0; q < r->n_miss; q++)
-            if (r->stamp[q] && cache_stamp(c, &r->scope, j->g, graph_find(j->g, r->miss_ids[q])) != r->stamp[q])
+        for (uint32_t q = 0; q < r->n_miss; q++) {
+            int64_t slot = graph_find(j->g, r->miss_ids[q]);
+            if (r->stamp[q] && (slot != r->slot[q] || cache_stamp(c, &r->scope, j->g, slot) != r->stamp[q]))
                 r->stamp[q] = 0; /* changed while it was computed: which state it saw is unknown */
+        }
     graph_unlock(j->g);
 }
 
 void jobs_cache_commit(jobs_t *j, jobs_cache_run_t *r) {
-    cache_t *c = cache_of(j);
-    const int no = r->scope.n_outputs;
-    for (uint32_t q = 0; q < r->n_miss; q++)
-        if (r->stamp[q])
-            cache_put(c, &r->scope, r->miss_ids[q], r->stamp[q], r->gen[q], r->miss_codes[q],
-                      r->miss_vals + (size_t)q * no);
+    cache_put_many(cache_of(j), &r->scope, r->gen, r->n_miss, r->miss_ids, r->slot, r->stamp, r->miss_codes,
+                   r->miss_vals);
 }

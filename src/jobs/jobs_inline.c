@@ -59,9 +59,13 @@ long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const 
         jobs_cache_run_t *run = jobs_cache_begin(j, md, &w, ptr + from, m, codes, vals);
         if (!run)
             rc = md->xRunChunk(&env, params, ptr + from, m, codes, vals, err, sizeof err);
-        else if (run->n_miss)
+        else if (run->n_miss) {
+            env.slots = run->slot;
+            env.slots_mutations = run->graph_mutations;
             rc = md->xRunChunk(&env, params, run->miss_ids, run->n_miss, run->miss_codes, run->miss_vals,
                                err, sizeof err);
+            env.slots = NULL;
+        }
         if (rc == 0 && run) {
             jobs_cache_end(j, run, codes, vals);
             jobs_cache_commit(j, run);

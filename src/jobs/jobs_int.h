@@ -157,7 +157,9 @@ typedef struct {
     char *ids_copy;            /* the missing ids (the job's work may be gone at commit) */
     uint8_t *miss_codes;
     double *miss_vals;         /* n_miss * n_outputs */
-    uint64_t *stamp, *gen;     /* per miss: stamp before the run (0: not to be stored) */
+    uint64_t *stamp;           /* per miss: stamp before the run (0: not to be stored) */
+    int64_t *slot;             /* per miss: graph slot (-1: unknown), read with the stamps */
+    uint64_t gen;              /* the cache's invalidation generation before the lookups */
     uint64_t graph_mutations;  /* the graph's mutation count when the stamps were read */
 } jobs_cache_run_t;
 /* NULL: no caching for this job (compute ids as usual). */

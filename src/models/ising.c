@@ -142,9 +142,11 @@ static int ising_run(const model_env_t *env, const json_t *params, const char *c
     const double nu = json_number_value(json_object_get(params, "attempt_rate"));
     graph_t *g = env->graph;
     graph_rdlock(g);
+    /* slots the caller resolved (the cache's lookups) hold while nothing changed since */
+    const int64_t *slots = env->slots && env->slots_mutations == g->mutations ? env->slots : NULL;
     for (uint32_t k = 0; k < n; k++) {
         double *o = out + (size_t)k * 4;
-        int64_t i = graph_find(g, ids[k]);
+        int64_t i = slots ? slots[k] : graph_find(g, ids[k]);
         if (i < 0) { codes[k] = MODEL_ERR_UNKNOWN_ENTITY; memset(o, 0, 4 * sizeof *o); continue; }
         double s = g->spin[i];
         if (isnan(s)) { codes[k] = MODEL_ERR_INVALID_SPIN; memset(o, 0, 4 * sizeof *o); continue; }

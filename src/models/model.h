@@ -52,6 +52,11 @@ typedef struct {
     /* The model's own context for models added at run time (jobs_add_model: model_t.ctx);
      * NULL for the built-ins. */
     void *model_ctx;
+    /* The graph slots of the ids given to xRunChunk (graph_find's answers), read when the
+     * graph's mutation count was slots_mutations, or NULL. A model may use them instead of
+     * looking the ids up when the count is still the same under its read lock. */
+    const int64_t *slots;
+    uint64_t slots_mutations;
 } model_env_t;
 
 /* A validation failure: the field (dotted path) and the reason. */

@@ -7,135 +7,172 @@
 #include "metrics/metrics.h"
 #include "test.h"
 
-static cache_key_t key(const char *id, uint64_t stamp) {
-    cache_key_t k = {.model = 0, .h1 = 11, .h2 = 22, .entity_id = id, .stamp = stamp};
-    return k;
+/* The backend one entity at a time: parameter set h1 of model 0, 2 outputs, entity "slot". */
+static cache_scope_t set_of(uint64_t h1) {
+    cache_scope_t s = {.dep = CACHE_DEP_ENTITY, .model = 0, .ttl_s = 3600, .n_outputs = 2, .h1 = h1, .h2 = h1 * 7};
+    return s;
 }
 
-static void put(cache_backend_t *b, const char *id, uint64_t stamp, double v, cache_counts_t *cnt) {
-    cache_key_t k = key(id, stamp);
+static void put_in(cache_backend_t *b, uint64_t h1, int64_t slot, uint64_t stamp, double v, cache_counts_t *cnt) {
+    cache_scope_t s = set_of(h1);
     double out[2] = {v, -v};
-    b->pMethods->xPut(b, &k, b->pMethods->xGeneration(b, id), 0, 3600, 0, out, 2, cnt);
+    uint8_t code = 0;
+    const char *id = "unused";
+    b->pMethods->xPutMany(b, &s, b->pMethods->xGeneration(b), 1, &id, &slot, &stamp, 0, &code, out, cnt);
 }
 
-static int get(cache_backend_t *b, const char *id, uint64_t stamp, double *v, cache_counts_t *cnt) {
-    cache_key_t k = key(id, stamp);
-    uint8_t code = 99;
+static int get_in(cache_backend_t *b, uint64_t h1, int64_t slot, uint64_t stamp, double *v, cache_counts_t *cnt) {
+    cache_scope_t s = set_of(h1);
+    uint8_t code = 99, hit = 7;
     double out[2] = {0, 0};
-    int hit = b->pMethods->xGet(b, &k, 0, &code, out, 2, cnt);
+    const char *id = "unused";
+    long hits = b->pMethods->xGetMany(b, &s, 1, &id, &slot, &stamp, 0, &code, out, &hit, cnt);
+    if (hits != hit) return -1;
     if (hit && v) *v = out[0];
+    if (hit && out[1] != -out[0]) return -1;
     return hit;
 }
 
-/* Bytes one entity with one 2-output entry costs (ids of equal length cost the same). */
-static long one_entry_bytes(void) {
-    cache_backend_t *b = cache_mem_open(1L << 20, 1);
+static void put(cache_backend_t *b, int64_t slot, uint64_t stamp, double v, cache_counts_t *cnt) {
+    put_in(b, 1, slot, stamp, v, cnt);
+}
+static int get(cache_backend_t *b, int64_t slot, uint64_t stamp, double *v, cache_counts_t *cnt) {
+    return get_in(b, 1, slot, stamp, v, cnt);
+}
+
+/* Bytes of a parameter set holding one 2-output entry (its first table). */
+static long one_set_bytes(void) {
+    cache_backend_t *b = cache_mem_open(1L << 20);
     cache_counts_t cnt = {0};
-    put(b, "E-0", 1, 1, &cnt);
+    put(b, 0, 1, 1, &cnt);
     long bytes = 0, entries = 0;
     b->pMethods->xUsage(b, &bytes, &entries);
     b->pMethods->xClose(b);
     return bytes;
 }
 
-/* Per entity: at most 4 parameter sets of one model (the oldest goes), 8 entries in all
- * across models; replacing an entry of the same parameters never evicts another. */
-static void variants_per_entity_are_bounded(void) {
-    cache_backend_t *b = cache_mem_open(1L << 24, 1);
-    cache_counts_t cnt = {0};
-    double out[2] = {0, 0};
-    uint8_t code;
-    for (uint64_t p = 1; p <= 6; p++) { /* model 0, parameter sets 1..6 */
-        cache_key_t k = {.model = 0, .h1 = p, .h2 = p, .entity_id = "E", .stamp = 1};
-        out[0] = (double)p;
-        b->pMethods->xPut(b, &k, b->pMethods->xGeneration(b, "E"), 0, 3600, 0, out, 2, &cnt);
-    }
-    ASSERT_EQ_INT(cnt.evictions[0], 2);
-    for (uint64_t p = 1; p <= 6; p++) {
-        cache_key_t k = {.model = 0, .h1 = p, .h2 = p, .entity_id = "E", .stamp = 1};
-        int hit = b->pMethods->xGet(b, &k, 0, &code, out, 2, &cnt);
-        ASSERT_EQ_INT(hit, p > 2);
-        if (hit) ASSERT_NEAR(out[0], (double)p, 0);
-    }
-    /* a newer stamp of parameter set 6 replaces it in place: nothing else goes */
-    cache_key_t k6 = {.model = 0, .h1 = 6, .h2 = 6, .entity_id = "E", .stamp = 2};
-    b->pMethods->xPut(b, &k6, b->pMethods->xGeneration(b, "E"), 0, 3600, 0, out, 2, &cnt);
-    ASSERT_EQ_INT(cnt.evictions[0], 2);
-    /* other models fill the node up to 8 entries; the oldest entry overall goes then */
-    for (int m = 1; m <= 5; m++) {
-        cache_key_t k = {.model = m, .h1 = 1, .h2 = 1, .entity_id = "E", .stamp = 1};
-        b->pMethods->xPut(b, &k, b->pMethods->xGeneration(b, "E"), 0, 3600, 0, out, 2, &cnt);
-    }
-    long bytes = 0, entries = 0;
-    b->pMethods->xUsage(b, &bytes, &entries);
-    ASSERT_EQ_INT(entries, 8);
-    cache_key_t k3 = {.model = 0, .h1 = 3, .h2 = 3, .entity_id = "E", .stamp = 1};
-    ASSERT_TRUE(!b->pMethods->xGet(b, &k3, 0, &code, out, 2, &cnt)); /* the oldest, gone */
-    ASSERT_EQ_INT(b->pMethods->xInvalidateEntity(b, "E", -1, &cnt), 8);
-    b->pMethods->xUsage(b, &bytes, &entries);
-    ASSERT_EQ_INT(entries, 0);
-    ASSERT_EQ_INT(bytes, 0);
-    b->pMethods->xClose(b);
-}
-
-static void lru_evicts_the_least_recently_used_by_bytes(void) {
-    long per = one_entry_bytes();
+/* Parameter sets are dropped least recently used first, whole, when the bytes are over. */
+static void lru_over_parameter_sets_by_bytes(void) {
+    long per = one_set_bytes();
     ASSERT_TRUE(per > 0);
-    cache_backend_t *b = cache_mem_open(3 * per, 1); /* room for exactly three */
+    cache_backend_t *b = cache_mem_open(3 * per); /* room for exactly three sets */
     cache_counts_t cnt = {0};
-    put(b, "E-1", 1, 1, &cnt);
-    put(b, "E-2", 1, 2, &cnt);
-    put(b, "E-3", 1, 3, &cnt);
+    put_in(b, 1, 10, 1, 1, &cnt);
+    put_in(b, 2, 10, 1, 2, &cnt);
+    put_in(b, 2, 11, 1, 2.5, &cnt);
+    put_in(b, 3, 10, 1, 3, &cnt);
     long bytes = 0, entries = 0;
     b->pMethods->xUsage(b, &bytes, &entries);
     ASSERT_EQ_INT(bytes, 3 * per);
-    ASSERT_EQ_INT(entries, 3);
+    ASSERT_EQ_INT(entries, 4);
     ASSERT_EQ_INT(cnt.evictions[0], 0);
     double v = 0;
-    ASSERT_TRUE(get(b, "E-1", 1, &v, &cnt)); /* E-1 is now the most recent: E-2 the least */
+    ASSERT_EQ_INT(get_in(b, 1, 10, 1, &v, &cnt), 1); /* set 1 is now the most recent: 2 the least */
     ASSERT_NEAR(v, 1, 0);
-    put(b, "E-4", 1, 4, &cnt);
-    ASSERT_EQ_INT(cnt.evictions[0], 1);
-    ASSERT_TRUE(!get(b, "E-2", 1, NULL, &cnt));
-    ASSERT_TRUE(get(b, "E-1", 1, NULL, &cnt));
-    ASSERT_TRUE(get(b, "E-3", 1, NULL, &cnt));
-    ASSERT_TRUE(get(b, "E-4", 1, &v, &cnt));
+    put_in(b, 4, 10, 1, 4, &cnt);
+    ASSERT_EQ_INT(cnt.evictions[0], 2); /* set 2's two entries */
+    ASSERT_EQ_INT(get_in(b, 2, 10, 1, NULL, &cnt), 0);
+    ASSERT_EQ_INT(get_in(b, 2, 11, 1, NULL, &cnt), 0);
+    ASSERT_EQ_INT(get_in(b, 1, 10, 1, NULL, &cnt), 1);
+    ASSERT_EQ_INT(get_in(b, 3, 10, 1, NULL, &cnt), 1);
+    ASSERT_EQ_INT(get_in(b, 4, 10, 1, &v, &cnt), 1);
     ASSERT_NEAR(v, 4, 0);
     b->pMethods->xUsage(b, &bytes, &entries);
     ASSERT_TRUE(bytes <= 3 * per);
     ASSERT_EQ_INT(entries, 3);
-    /* an entry larger than the whole budget is not stored (and evicts nothing) */
-    cache_backend_t *tiny = cache_mem_open(per - 1, 1);
-    put(tiny, "E-1", 1, 1, &cnt);
-    ASSERT_TRUE(!get(tiny, "E-1", 1, NULL, &cnt));
+    /* a budget smaller than one set's first table stores nothing */
+    cache_backend_t *tiny = cache_mem_open(per - 1);
+    put(tiny, 1, 1, 1, &cnt);
+    ASSERT_EQ_INT(get(tiny, 1, 1, NULL, &cnt), 0);
+    tiny->pMethods->xUsage(tiny, &bytes, &entries);
+    ASSERT_EQ_INT(bytes, 0);
+    ASSERT_EQ_INT(entries, 0);
     tiny->pMethods->xClose(tiny);
     b->pMethods->xClose(b);
 }
 
-static void a_newer_stamp_never_sees_the_older_result(void) {
-    cache_backend_t *b = cache_mem_open(1L << 20, 4);
+/* One set alone may hold half the budget; past that, a clock sweep evicts entries not read
+ * since the hand last passed first. */
+static void a_full_set_evicts_by_clock(void) {
+    long per = one_set_bytes(); /* a set with a 64-entry table */
+    cache_backend_t *b = cache_mem_open(2 * per + 16); /* so its table never grows */
     cache_counts_t cnt = {0};
-    put(b, "X", 5, 1.5, &cnt);
+    for (int64_t i = 0; i < 44; i++) put(b, i, 1, (double)i, &cnt); /* 44 = 7/10 of 64 */
+    ASSERT_EQ_INT(cnt.evictions[0], 0);
+    for (int64_t i = 0; i < 22; i++) ASSERT_EQ_INT(get(b, i, 1, NULL, &cnt), 1); /* read: spared */
+    put(b, 1000, 1, 5, &cnt);
+    ASSERT_TRUE(cnt.evictions[0] >= 1 && cnt.evictions[0] <= 8);
+    for (int64_t i = 0; i < 22; i++) ASSERT_EQ_INT(get(b, i, 1, NULL, &cnt), 1);
+    ASSERT_EQ_INT(get(b, 1000, 1, NULL, &cnt), 1);
+    long bytes = 0, entries = 0;
+    b->pMethods->xUsage(b, &bytes, &entries);
+    ASSERT_EQ_INT(bytes, per);
+    ASSERT_EQ_INT(entries, 45 - cnt.evictions[0]);
+    b->pMethods->xClose(b);
+}
+
+/* The table itself: many entries, random removals (invalidation), growth; every lookup
+ * agrees with a plain array of what should be there. */
+static void many_entries_agree_with_a_reference(void) {
+    enum { N = 20000 };
+    cache_backend_t *b = cache_mem_open(1L << 30);
+    cache_counts_t cnt = {0};
+    static double want[N];
+    for (int i = 0; i < N; i++) want[i] = -1;
+    uint64_t x = 88172645463325252ULL;
+    for (int round = 0; round < 4 * N; round++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int64_t slot = (int64_t)(x % N);
+        if ((x >> 32) % 4 == 0) {
+            long n = b->pMethods->xInvalidateEntity(b, "unused", slot, -1, &cnt);
+            ASSERT_EQ_INT(n, want[slot] >= 0);
+            want[slot] = -1;
+        } else {
+            double v = (double)round;
+            put(b, slot, 1, v, &cnt);
+            want[slot] = v;
+        }
+    }
+    long entries = 0, live = 0;
+    for (int i = 0; i < N; i++) {
+        double v = -1;
+        int hit = get(b, i, 1, &v, &cnt);
+        ASSERT_EQ_INT(hit, want[i] >= 0);
+        if (hit) ASSERT_NEAR(v, want[i], 0);
+        live += want[i] >= 0;
+    }
+    b->pMethods->xUsage(b, NULL, &entries);
+    ASSERT_EQ_INT(entries, live);
+    b->pMethods->xClose(b);
+}
+
+static void a_newer_stamp_never_sees_the_older_result(void) {
+    cache_backend_t *b = cache_mem_open(1L << 20);
+    cache_counts_t cnt = {0};
+    put(b, 5, 5, 1.5, &cnt);
     double v = 0;
-    ASSERT_TRUE(get(b, "X", 5, &v, &cnt));
+    ASSERT_EQ_INT(get(b, 5, 5, &v, &cnt), 1);
     ASSERT_NEAR(v, 1.5, 0);
-    ASSERT_TRUE(!get(b, "X", 6, NULL, &cnt));   /* something it depends on changed */
+    ASSERT_EQ_INT(get(b, 5, 6, NULL, &cnt), 0); /* something it depends on changed */
     ASSERT_EQ_INT(cnt.invalidations[0], 1);     /* the dead entry went at once */
-    ASSERT_TRUE(!get(b, "X", 5, NULL, &cnt));
-    put(b, "X", 7, 2.5, &cnt);
-    put(b, "X", 6, 9.9, &cnt);                  /* computed earlier, stored late: ignored */
-    ASSERT_TRUE(get(b, "X", 7, &v, &cnt));
+    ASSERT_EQ_INT(get(b, 5, 5, NULL, &cnt), 0);
+    put(b, 5, 7, 2.5, &cnt);
+    put(b, 5, 6, 9.9, &cnt);                    /* computed earlier, stored late: ignored */
+    ASSERT_EQ_INT(get(b, 5, 7, &v, &cnt), 1);
     ASSERT_NEAR(v, 2.5, 0);
-    ASSERT_TRUE(!get(b, "X", 6, NULL, &cnt));
+    ASSERT_EQ_INT(get(b, 5, 6, NULL, &cnt), 0);
     /* other parameters of the same entity are other entries */
-    cache_key_t k2 = key("X", 7);
-    k2.h1 = 12;
-    uint8_t code;
-    double out[2];
-    ASSERT_TRUE(!b->pMethods->xGet(b, &k2, 0, &code, out, 2, &cnt));
+    ASSERT_EQ_INT(get_in(b, 2, 5, 7, NULL, &cnt), 0);
+    /* a slot reused by a newer entity: its stamp is newer than anything the old one had */
+    ASSERT_EQ_INT(get(b, 5, 40, NULL, &cnt), 0);
+    ASSERT_EQ_INT(cnt.invalidations[0], 2);
     long entries = 0;
     b->pMethods->xUsage(b, NULL, &entries);
-    ASSERT_EQ_INT(entries, 1);
+    ASSERT_EQ_INT(entries, 0);
+    /* a 0 stamp (an unknown entity) is neither stored nor looked up */
+    put(b, 6, 0, 1, &cnt);
+    b->pMethods->xUsage(b, NULL, &entries);
+    ASSERT_EQ_INT(entries, 0);
     b->pMethods->xClose(b);
 }
 
@@ -150,7 +187,7 @@ static void ttl_expires_on_the_injected_clock(void) {
     config_defaults(&cfg);
     cfg.cache_ttl_ews_s = 10;
     metrics_t *m = metrics_new();
-    cache_t *c = cache_new(cache_mem_open(1L << 20, 0), &cfg, m);
+    cache_t *c = cache_new(cache_mem_open(1L << 20), &cfg, m);
     ASSERT_TRUE(c != NULL);
     fake_now = 1000000;
     cache_set_clock(c, fake_clock, NULL);
@@ -159,64 +196,93 @@ static void ttl_expires_on_the_injected_clock(void) {
     ASSERT_EQ_INT(s.dep, CACHE_DEP_ENTITY);
     ASSERT_EQ_INT(s.ttl_s, 10);
     double in[2] = {0.25, 0.5}, out[2] = {0, 0};
-    uint8_t code = 9;
-    cache_put(c, &s, "E", 3, cache_generation(c, "E"), 0, in);
+    uint8_t code = 9, c0 = 0, hit = 0;
+    const char *id = "E";
+    int64_t slot = 0;
+    uint64_t stamp = 3;
+    cache_put_many(c, &s, cache_generation(c), 1, &id, &slot, &stamp, &c0, in);
     fake_now += 9999;
-    ASSERT_EQ_INT(cache_get(c, &s, "E", 3, &code, out), 1);
+    ASSERT_EQ_INT(cache_get_many(c, &s, 1, &id, &slot, &stamp, &code, out, &hit), 1);
+    ASSERT_EQ_INT(hit, 1);
     ASSERT_EQ_INT(code, 0);
     ASSERT_NEAR(out[1], 0.5, 0);
     fake_now += 1; /* exactly the TTL: no longer served */
-    ASSERT_EQ_INT(cache_get(c, &s, "E", 3, &code, out), 0);
+    ASSERT_EQ_INT(cache_get_many(c, &s, 1, &id, &slot, &stamp, &code, out, &hit), 0);
+    ASSERT_EQ_INT(hit, 0);
     ASSERT_NEAR(metrics_value(m, "predictd_cache_evictions_total", "model=\"ews\""), 1, 0);
     cache_free(c);
     metrics_free(m);
+}
+
+/* One entity through the front end, its slot from the graph. */
+static void fput(cache_t *c, graph_t *g, const cache_scope_t *s, const char *id, uint64_t gen) {
+    double v[4] = {1, 2, 3, 4};
+    uint8_t code = 0;
+    graph_rdlock(g);
+    int64_t slot = graph_find(g, id);
+    graph_unlock(g);
+    uint64_t stamp = 1;
+    cache_put_many(c, s, gen, 1, &id, &slot, &stamp, &code, v);
+}
+
+static int fget(cache_t *c, graph_t *g, const cache_scope_t *s, const char *id) {
+    double out[4];
+    uint8_t code, hit;
+    graph_rdlock(g);
+    int64_t slot = graph_find(g, id);
+    graph_unlock(g);
+    uint64_t stamp = 1;
+    return (int)cache_get_many(c, s, 1, &id, &slot, &stamp, &code, out, &hit);
 }
 
 static void invalidation_by_entity_model_and_all(void) {
     predictd_config_t cfg;
     config_defaults(&cfg);
     metrics_t *m = metrics_new();
-    cache_t *c = cache_new(cache_mem_open(1L << 20, 0), &cfg, m);
+    cache_t *c = cache_new(cache_mem_open(1L << 20), &cfg, m);
+    graph_t *g = graph_new();
+    json_t *props = json_pack("{s:i}", "spin", 1);
+    const char *ids[] = {"A", "B", "C"};
+    for (int i = 0; i < 3; i++) graph_upsert_entity(g, ids[i], props, 1);
+    cache_attach_graph(c, g);
     cache_scope_t si, se;
     cache_scope(c, "ising", 4, 0, NULL, "{\"temperature\":1}", "A\0B\0", 4, &si);
     cache_scope(c, "ews", 4, 0, NULL, "{}", "A\0B\0", 4, &se);
-    double v[4] = {1, 2, 3, 4}, out[4];
-    uint8_t code;
-    const char *ids[] = {"A", "B", "C"};
     for (int i = 0; i < 3; i++) {
-        cache_put(c, &si, ids[i], 1, cache_generation(c, ids[i]), 0, v);
-        cache_put(c, &se, ids[i], 1, cache_generation(c, ids[i]), 0, v);
+        fput(c, g, &si, ids[i], cache_generation(c));
+        fput(c, g, &se, ids[i], cache_generation(c));
     }
     ASSERT_EQ_INT(cache_invalidate_entity(c, "A"), 2); /* the EWS-alert trigger: every model */
-    ASSERT_EQ_INT(cache_get(c, &si, "A", 1, &code, out), 0);
-    ASSERT_EQ_INT(cache_get(c, &se, "A", 1, &code, out), 0);
-    ASSERT_EQ_INT(cache_get(c, &si, "B", 1, &code, out), 1);
+    ASSERT_EQ_INT(cache_invalidate_entity(c, "nope"), 0);
+    ASSERT_EQ_INT(fget(c, g, &si, "A"), 0);
+    ASSERT_EQ_INT(fget(c, g, &se, "A"), 0);
+    ASSERT_EQ_INT(fget(c, g, &si, "B"), 1);
     const char *b_only[] = {"B"};
     ASSERT_EQ_INT(cache_invalidate(c, b_only, 1, "ews", 0), 1);
-    ASSERT_EQ_INT(cache_get(c, &se, "B", 1, &code, out), 0);
-    ASSERT_EQ_INT(cache_get(c, &si, "B", 1, &code, out), 1);
+    ASSERT_EQ_INT(fget(c, g, &se, "B"), 0);
+    ASSERT_EQ_INT(fget(c, g, &si, "B"), 1);
     ASSERT_EQ_INT(cache_invalidate(c, NULL, 0, "ising", 0), 2); /* B and C */
     ASSERT_EQ_INT(cache_invalidate(c, NULL, 0, "nope", 0), -1);
     ASSERT_EQ_INT(cache_invalidate(c, NULL, 0, NULL, 1), 1);    /* C's ews entry */
-    long entries = -1;
     ASSERT_NEAR(metrics_value(m, "predictd_cache_invalidations_total", "model=\"ising\""), 3, 0);
     ASSERT_NEAR(metrics_value(m, "predictd_cache_invalidations_total", "model=\"ews\""), 3, 0);
-    (void)entries;
     /* a result computed before an invalidation is not stored after it */
-    uint64_t gen = cache_generation(c, "A");
+    uint64_t gen = cache_generation(c);
     cache_invalidate_entity(c, "A");
-    cache_put(c, &si, "A", 1, gen, 0, v);
-    ASSERT_EQ_INT(cache_get(c, &si, "A", 1, &code, out), 0);
-    cache_put(c, &si, "A", 1, cache_generation(c, "A"), 0, v);
-    ASSERT_EQ_INT(cache_get(c, &si, "A", 1, &code, out), 1);
+    fput(c, g, &si, "A", gen);
+    ASSERT_EQ_INT(fget(c, g, &si, "A"), 0);
+    fput(c, g, &si, "A", cache_generation(c));
+    ASSERT_EQ_INT(fget(c, g, &si, "A"), 1);
+    json_decref(props);
     cache_free(c);
+    graph_free(g);
     metrics_free(m);
 }
 
 static void stamps_follow_what_a_result_depends_on(void) {
     predictd_config_t cfg;
     config_defaults(&cfg);
-    cache_t *c = cache_new(cache_mem_open(1L << 20, 0), &cfg, NULL);
+    cache_t *c = cache_new(cache_mem_open(1L << 20), &cfg, NULL);
     graph_t *g = graph_new();
     json_t *props = json_pack("{s:i}", "spin", 1);
     graph_upsert_entity(g, "A", props, 3);
@@ -264,7 +330,7 @@ static void stamps_follow_what_a_result_depends_on(void) {
 static void scope_separates_parameters_and_skips_job_level_models(void) {
     predictd_config_t cfg;
     config_defaults(&cfg);
-    cache_t *c = cache_new(cache_mem_open(1L << 20, 0), &cfg, NULL);
+    cache_t *c = cache_new(cache_mem_open(1L << 20), &cfg, NULL);
     json_t *mc = json_pack("{s:s}", "method", "monte_carlo");
     cache_scope_t s1, s2, s3, s4;
     cache_scope(c, "ising", 4, 1, NULL, "{\"temperature\":1.0}", "A\0", 2, &s1);
@@ -293,12 +359,16 @@ static void metrics_count_hits_misses_and_bytes(void) {
     predictd_config_t cfg;
     config_defaults(&cfg);
     metrics_t *m = metrics_new();
-    cache_t *c = cache_new(cache_mem_open(1L << 20, 0), &cfg, m);
+    cache_t *c = cache_new(cache_mem_open(1L << 20), &cfg, m);
     cache_scope_t s;
     cache_scope(c, "ising", 4, 0, NULL, "{}", "A\0", 2, &s);
     cache_count(c, &s, 7, 3);
     double v[4] = {0};
-    cache_put(c, &s, "A", 1, cache_generation(c, "A"), 0, v);
+    uint8_t code = 0;
+    const char *id = "A";
+    int64_t slot = 0;
+    uint64_t stamp = 1;
+    cache_put_many(c, &s, cache_generation(c), 1, &id, &slot, &stamp, &code, v);
     buf_t b = {0};
     metrics_render(m, &b);
     ASSERT_TRUE(b.data && strstr(b.data, "predictd_cache_hits_total{model=\"ising\"} 7\n"));
@@ -324,25 +394,25 @@ static void *stress(void *arg) {
     cache_counts_t cnt = {0};
     for (int i = 0; i < 20000; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-        char id[16];
-        snprintf(id, sizeof id, "E-%d", (int)(x % 500));
-        uint64_t stamp = 1 + (x >> 20) % 3;
+        int64_t slot = (int64_t)(x % 500);
+        uint64_t stamp = 1 + (x >> 20) % 3, set = 1 + (x >> 50) % 6;
         int op = (int)((x >> 40) % 10);
-        if (op < 5) put(a->b, id, stamp, (double)stamp, &cnt);
+        if (op < 5) put_in(a->b, set, slot, stamp, (double)stamp, &cnt);
         else if (op < 9) {
             double v = 0;
-            if (get(a->b, id, stamp, &v, &cnt) && v != (double)stamp) return (void *)1;
+            int hit = get_in(a->b, set, slot, stamp, &v, &cnt);
+            if (hit < 0 || (hit && v != (double)stamp)) return (void *)1;
         } else {
-            a->b->pMethods->xInvalidateEntity(a->b, id, -1, &cnt);
+            a->b->pMethods->xInvalidateEntity(a->b, "unused", slot, -1, &cnt);
         }
     }
     return NULL;
 }
 
 static void concurrent_use_keeps_the_budget(void) {
-    long per = one_entry_bytes();
-    long max = 100 * per;
-    cache_backend_t *b = cache_mem_open(max, 4);
+    long per = one_set_bytes();
+    long max = 12 * per;
+    cache_backend_t *b = cache_mem_open(max);
     pthread_t t[8];
     stress_arg_t args[8];
     for (int i = 0; i < 8; i++) {
@@ -370,8 +440,9 @@ static void concurrent_use_keeps_the_budget(void) {
 
 int main(void) {
     static const test_case_t cases[] = {
-        TEST_CASE(lru_evicts_the_least_recently_used_by_bytes),
-        TEST_CASE(variants_per_entity_are_bounded),
+        TEST_CASE(lru_over_parameter_sets_by_bytes),
+        TEST_CASE(a_full_set_evicts_by_clock),
+        TEST_CASE(many_entries_agree_with_a_reference),
         TEST_CASE(a_newer_stamp_never_sees_the_older_result),
         TEST_CASE(ttl_expires_on_the_injected_clock),
         TEST_CASE(invalidation_by_entity_model_and_all),
