@@ -22,28 +22,37 @@ static void put_u32(buf_t *b, uint32_t v) {
     buf_append(b, x, 4);
 }
 
-static void put_f64(buf_t *b, double d) {
-    uint64_t v;
-    memcpy(&v, &d, 8);
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
-    buf_append(b, x, 8);
-}
-
 int jobs_blob_encode(buf_t *out, const char *const *ids, uint32_t n, int n_outputs,
                      const uint8_t *codes, const double *values) {
     if (n_outputs < 0 || n_outputs > 0xffff) return -1;
     put_u32(out, n);
     put_u16(out, (uint16_t)n_outputs);
+    const size_t vbytes = (size_t)n_outputs * 8;
     for (uint32_t k = 0; k < n; k++) {
         size_t len = strlen(ids[k]);
         if (len > 0xffff) return -1;
-        buf_putc(out, (char)codes[k]);
-        put_u16(out, (uint16_t)len);
-        buf_append(out, ids[k], len);
-        for (int o = 0; o < n_outputs; o++) put_f64(out, values[(size_t)k * (size_t)n_outputs + (size_t)o]);
+        if (buf_reserve(out, 3 + len + vbytes) < 0) return -1;
+        unsigned char *p = (unsigned char *)out->data + out->len;
+        p[0] = codes[k];
+        p[1] = (unsigned char)len;
+        p[2] = (unsigned char)(len >> 8);
+        memcpy(p + 3, ids[k], len);
+        p += 3 + len;
+        const double *v = values + (size_t)k * (size_t)n_outputs;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(p, v, vbytes); /* the blob is little-endian */
+#else
+        for (int o = 0; o < n_outputs; o++) {
+            uint64_t x;
+            memcpy(&x, &v[o], 8);
+            for (int i = 0; i < 8; i++) p[8 * o + i] = (unsigned char)(x >> (8 * i));
+        }
+#endif
+        out->len += 3 + len + vbytes;
     }
-    return out->oom ? -1 : 0;
+    if (buf_reserve(out, 0) < 0) return -1;
+    out->data[out->len] = 0;
+    return 0;
 }
 
 #define SUMMARY_MAGIC "PDSM"

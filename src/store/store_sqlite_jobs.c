@@ -44,12 +44,19 @@ int sq_op_job_insert(store_t *st, op_t *op) {
     sq_bind_text(s, 17, nj->params_json ? nj->params_json : "{}");
     sq_bind_text(s, 18, nj->idem_key);
     if (sq_exec_step(st, op, s)) return -1;
-    s = sq_stmt(st->w, Q_JOB_IDS_INSERT);
-    if (s) {
-        sq_bind_text(s, 1, j->id);
-        sqlite3_bind_blob64(s, 2, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0, SQLITE_STATIC);
+    /* A job done in its submission never needs its ids again: every chunk has its results
+     * (which name their entities), and nothing reruns, retries or cancels one of its chunks.
+     * Only jobs with chunks left to run keep them (recovery, dead letters, cancellation). */
+    const int finished = j->status == JOB_COMPLETED && (long)nj->n_settled == j->n_chunks;
+    if (!finished) {
+        s = sq_stmt(st->w, Q_JOB_IDS_INSERT);
+        if (s) {
+            sq_bind_text(s, 1, j->id);
+            sqlite3_bind_blob64(s, 2, nj->ids ? (const void *)nj->ids : (const void *)"", nj->ids ? nj->ids_len : 0,
+                                SQLITE_STATIC);
+        }
+        if (sq_exec_step(st, op, s)) return -1;
     }
-    if (sq_exec_step(st, op, s)) return -1;
     for (size_t i = 0; i < nj->n_settled; i++) { /* results served from the cache */
         const store_chunk_blob_t *cb = &nj->settled[i];
         s = sq_stmt(st->w, Q_CHUNK_INSERT);
