@@ -283,6 +283,13 @@ static void mem_put_many(cache_backend_t *b, const cache_scope_t *s, uint64_t ge
     if (!st) st = set_create(mc, s);
     if (!st || st->n_out != s->n_outputs) goto out;
     set_touch(mc, st);
+    /* a new set sized for the whole batch at once (not grown through every power of two) */
+    if (!st->cap && n > 32) {
+        uint32_t cap = 64;
+        while (cap < (1U << 30) && (uint64_t)cap * LOAD_NUM < (uint64_t)n * LOAD_DEN) cap *= 2;
+        while (cap > 64 && set_bytes(cap, st->stride) > mc->max_bytes / 2) cap /= 2;
+        if (set_bytes(cap, st->stride) <= mc->max_bytes / 2) set_resize(mc, st, cap);
+    }
     const int64_t expires = now_ms + (int64_t)s->ttl_s * 1000;
     const size_t out_bytes = (size_t)st->n_out * sizeof(double);
     for (size_t k = 0; k < n; k++) {

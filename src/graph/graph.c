@@ -17,10 +17,7 @@ void graph_free(graph_t *g) {
     if (!g) return;
     for (uint32_t i = 0; i < g->n; i++) {
         free(g->ids[i]);
-        free(g->adj[i].nbr);
-        free(g->adj[i].w);
-        free(g->adj[i].count);
-        free(g->adj[i].out);
+        free(g->adj[i].w); /* the block holding all four arrays */
     }
     free(g->threshold);
     free(g->ids); free(g->spin); free(g->field); free(g->version); free(g->reach_version); free(g->adj); free(g->table);
@@ -65,6 +62,48 @@ int64_t graph_find(const graph_t *g, const char *id) {
     int found;
     uint32_t h = slot_of(g, id, &found);
     return found ? (int64_t)(uint32_t)g->table[h] - 1 : -1;
+}
+
+/* A lookup is a chain of dependent loads (table slot, the slot's id pointer, the id string),
+ * each a likely cache miss in a big graph. Many at once go in stages over a block of ids, each
+ * stage prefetching what the next one reads, so the misses of a block overlap instead of
+ * queueing one after another. */
+#define FIND_BLOCK 32
+
+void graph_find_many(const graph_t *g, const char *const *ids, size_t n, int64_t *out) {
+    if (!g->table_cap) {
+        for (size_t k = 0; k < n; k++) out[k] = -1;
+        return;
+    }
+    const uint32_t mask = g->table_cap - 1;
+    uint64_t h64[FIND_BLOCK];
+    uint32_t cand[FIND_BLOCK];
+    for (size_t base = 0; base < n; base += FIND_BLOCK) {
+        const size_t m = n - base < FIND_BLOCK ? n - base : FIND_BLOCK;
+        for (size_t k = 0; k < m; k++) {
+            h64[k] = id_hash64(ids[base + k]);
+            __builtin_prefetch(&g->table[(uint32_t)h64[k] & mask]);
+        }
+        for (size_t k = 0; k < m; k++) { /* the first slot with the id's tag: almost always it */
+            const uint32_t tag = (uint32_t)(h64[k] >> 32);
+            cand[k] = 0;
+            for (uint32_t h = (uint32_t)h64[k] & mask;; h = (h + 1) & mask) {
+                const uint64_t v = g->table[h];
+                if (v == 0) break;
+                if ((uint32_t)(v >> 32) == tag) {
+                    cand[k] = (uint32_t)v;
+                    __builtin_prefetch(&g->ids[cand[k] - 1]);
+                    break;
+                }
+            }
+        }
+        for (size_t k = 0; k < m; k++)
+            if (cand[k] && g->ids[cand[k] - 1]) __builtin_prefetch(g->ids[cand[k] - 1]);
+        for (size_t k = 0; k < m; k++) {
+            const char *s = cand[k] ? g->ids[cand[k] - 1] : NULL;
+            out[base + k] = s && strcmp(s, ids[base + k]) == 0 ? (int64_t)cand[k] - 1 : graph_find(g, ids[base + k]);
+        }
+    }
 }
 
 /* Table holds every slot ever used (deleted slots keep their index with ids NULL, so
@@ -174,7 +213,7 @@ void graph_delete_entity_locked(graph_t *g, const char *id) {
             if (back >= 0) adj_remove_at(b, (uint32_t)back);
             g->edges--;
         }
-        free(a->nbr); free(a->w); free(a->count); free(a->out);
+        free(a->w);
         memset(a, 0, sizeof *a);
         /* keep the slot in the hash table (probe chains stay intact) but make it unmatchable */
         free(g->ids[i]);
@@ -199,16 +238,24 @@ static int adj_add(graph_adj_t *a, uint32_t j, double w, int delta, int outward)
     }
     if (delta < 0) return 0;
     if (a->n == a->cap) {
+        /* one block per entity, the arrays back to back (w first: doubles stay aligned), so
+         * a model reading an entity's neighbours and weights touches neighbouring lines */
         uint32_t cap = a->cap ? a->cap * 2 : 4;
-        uint32_t *nbr = realloc(a->nbr, cap * sizeof *nbr);
-        if (nbr) a->nbr = nbr;
-        double *ww = realloc(a->w, cap * sizeof *ww);
-        if (ww) a->w = ww;
-        uint32_t *cnt = realloc(a->count, cap * sizeof *cnt);
-        if (cnt) a->count = cnt;
-        uint32_t *out = realloc(a->out, cap * sizeof *out);
-        if (out) a->out = out;
-        if (!nbr || !ww || !cnt || !out) return 0;
+        char *blk = malloc((size_t)cap * (sizeof *a->w + 3 * sizeof *a->nbr));
+        if (!blk) return 0;
+        double *w2 = (double *)blk;
+        uint32_t *nbr2 = (uint32_t *)(w2 + cap), *cnt2 = nbr2 + cap, *out2 = cnt2 + cap;
+        if (a->n) {
+            memcpy(w2, a->w, a->n * sizeof *w2);
+            memcpy(nbr2, a->nbr, a->n * sizeof *nbr2);
+            memcpy(cnt2, a->count, a->n * sizeof *cnt2);
+            memcpy(out2, a->out, a->n * sizeof *out2);
+        }
+        free(a->w);
+        a->w = w2;
+        a->nbr = nbr2;
+        a->count = cnt2;
+        a->out = out2;
         a->cap = cap;
     }
     a->nbr[a->n] = j;

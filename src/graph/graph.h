@@ -15,7 +15,7 @@
 
 typedef struct {
     uint32_t *nbr;   /* neighbour indices */
-    double *w;       /* summed weight per neighbour */
+    double *w;       /* summed weight per neighbour (owns the block all four arrays live in) */
     uint32_t *count; /* relationships behind each entry (an entry goes at 0) */
     uint32_t *out;   /* of those, how many point from this entity to the neighbour (the
                       * rest point in); directed models (cascade) read it */
@@ -49,6 +49,8 @@ void graph_unlock(graph_t *g);
 
 /* Lookups: call with the read lock held. -1 when unknown. */
 int64_t graph_find(const graph_t *g, const char *id);
+/* out[k] = graph_find(g, ids[k]) for n ids, with the memory accesses of many overlapped. */
+void graph_find_many(const graph_t *g, const char *const *ids, size_t n, int64_t *out);
 
 /* Mutators (take the write lock). props: the entity's full property object. */
 void graph_upsert_entity(graph_t *g, const char *id, const json_t *props, uint64_t version);

@@ -78,11 +78,10 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
         }
         /* a chunk with any miss runs (its hits are looked up again then) */
         graph_rdlock(j->g);
+        graph_find_many(j->g, ptr, m, slots);
         uint32_t k = 0;
-        for (; k < m; k++) {
-            slots[k] = graph_find(j->g, ptr[k]);
+        for (; k < m; k++)
             if (!(stamps[k] = cache_stamp(c, &s, j->g, slots[k]))) break; /* unknown: computed */
-        }
         graph_unlock(j->g);
         if (k < m || cache_get_many(c, &s, m, ptr, slots, stamps, codes, vals, hit) < (long)m) continue;
         jobs_prefill_add(pf, (uint32_t)ch, ptr, m, no, codes, vals); /* no memory: it runs */
@@ -172,10 +171,8 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
     if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->slot) goto fail;
     r->gen = cache_generation(c); /* before the lookups and the computation */
     graph_rdlock(j->g);
-    for (uint32_t k = 0; k < n; k++) {
-        slots[k] = graph_find(j->g, ids[k]);
-        stamps[k] = cache_stamp(c, &s, j->g, slots[k]);
-    }
+    graph_find_many(j->g, ids, n, slots);
+    for (uint32_t k = 0; k < n; k++) stamps[k] = cache_stamp(c, &s, j->g, slots[k]);
     r->graph_mutations = j->g->mutations;
     graph_unlock(j->g);
     cache_get_many(c, &s, n, ids, slots, stamps, codes, vals, hit);

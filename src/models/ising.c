@@ -141,29 +141,46 @@ static int ising_run(const model_env_t *env, const json_t *params, const char *c
     const double H = json_number_value(json_object_get(params, "time_horizon_s")) / 3600.0;
     const double nu = json_number_value(json_object_get(params, "attempt_rate"));
     graph_t *g = env->graph;
+    int64_t own[256];
     graph_rdlock(g);
     /* slots the caller resolved (the cache's lookups) hold while nothing changed since */
-    const int64_t *slots = env->slots && env->slots_mutations == g->mutations ? env->slots : NULL;
-    for (uint32_t k = 0; k < n; k++) {
-        double *o = out + (size_t)k * 4;
-        int64_t i = slots ? slots[k] : graph_find(g, ids[k]);
-        if (i < 0) { codes[k] = MODEL_ERR_UNKNOWN_ENTITY; memset(o, 0, 4 * sizeof *o); continue; }
-        double s = g->spin[i];
-        if (isnan(s)) { codes[k] = MODEL_ERR_INVALID_SPIN; memset(o, 0, 4 * sizeof *o); continue; }
-        const graph_adj_t *a = &g->adj[i];
-        double m = 0;
-        for (uint32_t e = 0; e < a->n; e++) {
-            double sj = g->spin[a->nbr[e]];
-            if (!isnan(sj)) m += a->w[e] * sj;
+    const int64_t *given = env->slots && env->slots_mutations == g->mutations ? env->slots : NULL;
+    for (uint32_t base = 0; base < n; base += 256) {
+        const uint32_t m = n - base < 256 ? n - base : 256;
+        const int64_t *slots = given ? given + base : own;
+        if (!given) graph_find_many(g, ids + base, m, own);
+        /* the entities' adjacency a few ahead, then their neighbour and weight arrays:
+         * random entities of a big graph are cache misses, overlapped this way */
+        for (uint32_t k = 0; k < m && k < 8; k++)
+            if (slots[k] >= 0) __builtin_prefetch(&g->adj[slots[k]]);
+        for (uint32_t k = 0; k < m; k++) {
+            if (k + 8 < m && slots[k + 8] >= 0) __builtin_prefetch(&g->adj[slots[k + 8]]);
+            if (k + 4 < m && slots[k + 4] >= 0) {
+                const graph_adj_t *pa = &g->adj[slots[k + 4]];
+                __builtin_prefetch(pa->w);
+                __builtin_prefetch(pa->nbr);
+            }
+            double *o = out + (size_t)(base + k) * 4;
+            uint8_t *code = &codes[base + k];
+            int64_t i = slots[k];
+            if (i < 0) { *code = MODEL_ERR_UNKNOWN_ENTITY; memset(o, 0, 4 * sizeof *o); continue; }
+            double s = g->spin[i];
+            if (isnan(s)) { *code = MODEL_ERR_INVALID_SPIN; memset(o, 0, 4 * sizeof *o); continue; }
+            const graph_adj_t *a = &g->adj[i];
+            double mf = 0;
+            for (uint32_t e = 0; e < a->n; e++) {
+                double sj = g->spin[a->nbr[e]];
+                if (!isnan(sj)) mf += a->w[e] * sj;
+            }
+            mf += g->field[i];
+            double de = 2.0 * s * mf, x = de / T;
+            double rate = x > 0 ? nu * exp(-x) / (1.0 + exp(-x)) : nu / (1.0 + exp(x));
+            *code = MODEL_OK;
+            o[0] = -expm1(-rate * H);
+            o[1] = de;
+            o[2] = mf;
+            o[3] = rate;
         }
-        m += g->field[i];
-        double de = 2.0 * s * m, x = de / T;
-        double rate = x > 0 ? nu * exp(-x) / (1.0 + exp(-x)) : nu / (1.0 + exp(x));
-        codes[k] = MODEL_OK;
-        o[0] = -expm1(-rate * H);
-        o[1] = de;
-        o[2] = m;
-        o[3] = rate;
     }
     graph_unlock(g);
     return 0;

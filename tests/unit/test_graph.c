@@ -237,6 +237,30 @@ static void test_many_entities_survive_growth(void) {
     uint64_t expect = 0;
     for (int i = 1; i < N; i++) if (i % 3 && (i - 1) % 3) expect++;
     ASSERT_EQ_INT(g->edges, expect);
+    /* many at once: the same answers as one at a time, unknown and deleted ids included, in
+     * blocks that do not divide the count */
+    enum { M = 1000 };
+    static char names[M][32];
+    const char *batch[M];
+    int64_t got[M];
+    for (int k = 0; k < M; k++) {
+        int i = (k * 7919) % (N + 500); /* past N: never created */
+        snprintf(names[k], sizeof names[k], "E-%06d", i);
+        batch[k] = names[k];
+    }
+    graph_rdlock(g);
+    for (size_t n = 0; n <= M; n += 333) {
+        graph_find_many(g, batch, n, got);
+        for (size_t k = 0; k < n; k++) ASSERT_EQ_INT(got[k], graph_find(g, batch[k]));
+    }
+    graph_find_many(g, batch, M, got);
+    int unknown = 0;
+    for (int k = 0; k < M; k++) {
+        ASSERT_EQ_INT(got[k], graph_find(g, batch[k]));
+        unknown += got[k] < 0;
+    }
+    ASSERT_TRUE(unknown > 300 && unknown < M); /* deleted thirds plus the never-created */
+    graph_unlock(g);
     graph_free(g);
 }
 
