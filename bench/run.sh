@@ -137,7 +137,7 @@ rm -f "$OUT"/peer.json "$OUT"/peer.stack "$OUT"/predictd.json "$OUT"/predictd.st
 if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.c" -nt "$LOADGEN" ]; then
   LOADGEN=$OUT/loadgen
   cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -pthread bench/loadgen.c -o "$LOADGEN" \
-    -lcurl -ljansson -lm
+    -lcurl -ljansson -lyajl -lm
 fi
 
 # ---- 1 graph
