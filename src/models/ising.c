@@ -156,9 +156,16 @@ static int ising_run(const model_env_t *env, const json_t *params, const char *c
         for (uint32_t k = 0; k < m; k++) {
             if (k + 8 < m && slots[k + 8] >= 0) __builtin_prefetch(&g->adj[slots[k + 8]]);
             if (k + 4 < m && slots[k + 4] >= 0) {
-                const graph_adj_t *pa = &g->adj[slots[k + 4]];
+                const int64_t i4 = slots[k + 4];
+                const graph_adj_t *pa = &g->adj[i4];
                 __builtin_prefetch(pa->w);
                 __builtin_prefetch(pa->nbr);
+                __builtin_prefetch(&g->spin[i4]);
+                __builtin_prefetch(&g->field[i4]);
+            }
+            if (k + 2 < m && slots[k + 2] >= 0) { /* its neighbours' spins (the block is in by now) */
+                const graph_adj_t *pa = &g->adj[slots[k + 2]];
+                for (uint32_t e = 0; e < pa->n && e < 16; e++) __builtin_prefetch(&g->spin[pa->nbr[e]]);
             }
             double *o = out + (size_t)(base + k) * 4;
             uint8_t *code = &codes[base + k];
