@@ -74,6 +74,8 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
         char url[96];
         snprintf(url, sizeof url, "/api/v1/jobs/%s/results", job.id);
         buf_json_str(&rs->body, url, strlen(url));
+        /* the same request as a job done earlier, every entity in the same state: that job */
+        if (existed == JOBS_REUSED) buf_puts(&rs->body, ",\"reused\":true");
         buf_putc(&rs->body, '}');
     }
     json_decref(doc);

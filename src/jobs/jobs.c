@@ -667,6 +667,9 @@ static void describe_metrics(metrics_t *m) {
                      "Chunks waiting to run, retry delays included.", NULL, 0);
     metrics_describe(m, "predictd_workers_busy", METRIC_GAUGE, "Workers running a chunk now.", NULL, 0);
     metrics_describe(m, "predictd_workers", METRIC_GAUGE, "Worker threads.", NULL, 0);
+    metrics_describe(m, "predictd_jobs_reused_total", METRIC_COUNTER,
+                     "Submissions answered with the job already holding their results (an identical "
+                     "request, every entity in the same state).", NULL, 0);
     metrics_describe(m, "predictd_predictions_total", METRIC_COUNTER,
                      "Per-entity predictions stored, by model and outcome (ok or error).", NULL, 0);
     metrics_describe(m, "predictd_chunk_seconds", METRIC_HISTOGRAM,
@@ -784,6 +787,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->work_cv, NULL);
     pthread_cond_init(&j->idle_cv, NULL);
+    j->reuse = jobs_reuse_new(); /* NULL (no memory) only means no reuse */
     describe_metrics(m);
     if (recover(j, NULL, err, errlen) < 0) goto fail;
     j->threads = calloc((size_t)j->n_workers, sizeof *j->threads);
@@ -870,6 +874,7 @@ void jobs_free(jobs_t *j) {
     free(j->heap);
     free(j->delayed);
     free(j->threads);
+    jobs_reuse_free(j->reuse);
     pthread_cond_destroy(&j->work_cv);
     pthread_cond_destroy(&j->idle_cv);
     pthread_mutex_destroy(&j->mu);

@@ -43,8 +43,11 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
 /* Validates and durably admits a job for model (e.g. "ising") from the request body:
  * {entity_ids:[...], prediction_type?, parameters:{...}, priority?: int 0..9 (higher first)}.
  * An id repeated in entity_ids is computed once (first occurrence kept). With idem_key
- * (may be NULL) a key already used returns that job with *existed = 1. Returns 0 and the job
+ * (may be NULL) a key already used returns that job with *existed = 1. Without one, the
+ * same request as a job done in its submission, while every entity is in the same state,
+ * returns that job with *existed = JOBS_REUSED (jobs_reuse.c). Returns 0 and the job
  * record, or -1 with err (nothing stored). estimated_completion_ms: when it should be done. */
+#define JOBS_REUSED 2
 int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char *idem_key,
                 store_job_t *job, int *existed, int64_t *estimated_completion_ms,
                 jobs_error_t *err);

@@ -23,6 +23,11 @@ static void scope_for(jobs_t *j, const model_t *md, const json_t *params, const 
     cache_scope(j->cache, md->name, md->n_outputs, job_level, params, params_json, ids, ids_len, s);
 }
 
+void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
+                      const char *ids, size_t ids_len, cache_scope_t *s) {
+    scope_for(j, md, params, params_json, ids, ids_len, s);
+}
+
 static cache_t *cache_of(jobs_t *j) {
     pthread_mutex_lock(&j->mu);
     cache_t *c = j->cache;
@@ -40,6 +45,20 @@ void jobs_attach_cache(jobs_t *j, struct cache *c) {
     pthread_mutex_lock(&j->mu);
     j->cache = c;
     pthread_mutex_unlock(&j->mu);
+}
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+void jobs_stamp_add(uint64_t *d1, uint64_t *d2, long pos, uint64_t stamp) {
+    uint64_t a = mix64(((uint64_t)pos << 1) ^ mix64(stamp));
+    *d1 += a;
+    *d2 += mix64(a ^ 0x9E3779B97F4A7C15ULL ^ stamp);
 }
 
 void jobs_prefill_free(jobs_prefill_t *pf) {
@@ -84,7 +103,9 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
             if (!(stamps[k] = cache_stamp(c, &s, j->g, slots[k]))) break; /* unknown: computed */
         graph_unlock(j->g);
         if (k < m || cache_get_many(c, &s, m, ptr, slots, stamps, codes, vals, hit) < (long)m) continue;
-        jobs_prefill_add(pf, (uint32_t)ch, ptr, m, no, codes, vals); /* no memory: it runs */
+        if (jobs_prefill_add(pf, (uint32_t)ch, ptr, m, no, codes, vals) < 0) continue; /* no memory: it runs */
+        for (uint32_t q = 0; q < m; q++) jobs_stamp_add(&pf->digest1, &pf->digest2, ch * cs + q, stamps[q]);
+        pf->stamped += m;
     }
     goto out;
 fail:
@@ -131,6 +152,7 @@ void jobs_cache_run_free(jobs_cache_run_t *r) {
     free(r->miss_codes);
     free(r->miss_vals);
     free(r->stamp);
+    free(r->stamp_all);
     free(r->slot);
     free(r);
 }
@@ -168,11 +190,13 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
     r->miss_vals = malloc(((size_t)n * (size_t)no + 1) * sizeof *r->miss_vals);
     r->stamp = malloc((size_t)n * sizeof *r->stamp);
     r->slot = malloc((size_t)n * sizeof *r->slot);
-    if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->slot) goto fail;
+    r->stamp_all = malloc((size_t)n * sizeof *r->stamp_all);
+    if (!r->miss_at || !r->miss_ids || !r->miss_codes || !r->miss_vals || !r->stamp || !r->slot || !r->stamp_all)
+        goto fail;
     r->gen = cache_generation(c); /* before the lookups and the computation */
     graph_rdlock(j->g);
     graph_find_many(j->g, ids, n, slots);
-    for (uint32_t k = 0; k < n; k++) stamps[k] = cache_stamp(c, &s, j->g, slots[k]);
+    for (uint32_t k = 0; k < n; k++) r->stamp_all[k] = stamps[k] = cache_stamp(c, &s, j->g, slots[k]);
     r->graph_mutations = j->g->mutations;
     graph_unlock(j->g);
     cache_get_many(c, &s, n, ids, slots, stamps, codes, vals, hit);
@@ -219,8 +243,10 @@ void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals
     if (j->g->mutations != r->graph_mutations || r->scope.dep == CACHE_DEP_GLOBAL)
         for (uint32_t q = 0; q < r->n_miss; q++) {
             int64_t slot = graph_find(j->g, r->miss_ids[q]);
-            if (r->stamp[q] && (slot != r->slot[q] || cache_stamp(c, &r->scope, j->g, slot) != r->stamp[q]))
+            if (r->stamp[q] && (slot != r->slot[q] || cache_stamp(c, &r->scope, j->g, slot) != r->stamp[q])) {
                 r->stamp[q] = 0; /* changed while it was computed: which state it saw is unknown */
+                r->stamp_all[r->miss_at[q]] = 0;
+            }
         }
     graph_unlock(j->g);
 }

@@ -70,13 +70,22 @@ long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const 
             jobs_cache_end(j, run, codes, vals);
             jobs_cache_commit(j, run);
         }
-        jobs_cache_run_free(run);
         if (rc != 0) {
+            jobs_cache_run_free(run);
             /* the queue retries it with backoff and dead letters, as for any chunk */
             LOG_W("inline chunk failed; queued instead", "job=%s chunk=%ld reason=\"%s\"", job_id, ch, err);
             break;
         }
-        if (jobs_prefill_add(pf, (uint32_t)ch, ptr + from, m, no, codes, vals) < 0) break;
+        if (jobs_prefill_add(pf, (uint32_t)ch, ptr + from, m, no, codes, vals) < 0) {
+            jobs_cache_run_free(run);
+            break;
+        }
+        if (run) { /* what these results hold for (see jobs_prefill_t) */
+            uint32_t q = 0;
+            for (; q < m && run->stamp_all[q]; q++) jobs_stamp_add(&pf->digest1, &pf->digest2, from + q, run->stamp_all[q]);
+            if (q == m) pf->stamped += m;
+        }
+        jobs_cache_run_free(run);
         for (uint32_t q = 0; q < m; q++) pf->inline_failed += codes[q] != MODEL_OK;
         pf->inline_n += m;
         settled++;

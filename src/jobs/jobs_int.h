@@ -59,6 +59,7 @@ struct jobs {
     model_env_t env;
     cache_t *cache;         /* NULL: no result cache; set once under mu (jobs_attach_cache) */
     struct bus *bus;        /* NULL: no events; set once under mu (jobs_attach_bus) */
+    struct jobs_reuse *reuse; /* identical requests (jobs_reuse.c); NULL: none */
 
     pthread_mutex_t mu;     /* protects everything below */
     pthread_cond_t work_cv; /* workers: new chunk, delay due, stop, work loaded */
@@ -126,7 +127,34 @@ typedef struct {
     long inline_failed;          /* ... with an error code */
     double exec_ms;              /* the time that took */
     cache_scope_t scope;
+    /* The dependency stamps the settled entities' results hold for, as an order-free digest
+     * (jobs_stamp_add): a job done in its submission whose every entity has one can be reused
+     * by an identical request while the digest is the same (jobs_reuse.c). */
+    uint64_t digest1, digest2;
+    long stamped;                /* entities in the digest */
 } jobs_prefill_t;
+/* jobs_reuse.c: identical requests answered with the job already holding their results. */
+typedef struct jobs_reuse jobs_reuse_t;
+jobs_reuse_t *jobs_reuse_new(void);
+void jobs_reuse_free(jobs_reuse_t *r);
+/* The request's key: model, normalised parameters, the distinct ids in order (NUL-separated). */
+void jobs_reuse_key(const char *model, const char *params_json, const char *ids, size_t ids_len,
+                    uint64_t *k1, uint64_t *k2);
+/* Remembers a job done in its submission whose n entities' stamps had digest d1/d2, under
+ * the cache generation read before its lookups; valid for ttl_s. */
+void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint64_t d2, uint64_t cache_gen,
+                    int ttl_s, long n, const store_job_t *job);
+/* 1 and the job when the same request's job is remembered and its entities are in the same
+ * state (stamps) now; 0 otherwise. */
+int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2, const char *ids, size_t ids_len,
+                    long n, store_job_t *out);
+/* The cache scope of a job of md (jobs_cache.c). */
+void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
+                      const char *ids, size_t ids_len, cache_scope_t *s);
+
+/* Adds entity number pos with stamp to a digest (sums of mixes: the order chunks settle in
+ * does not matter). */
+void jobs_stamp_add(uint64_t *d1, uint64_t *d2, long pos, uint64_t stamp);
 /* Fills pf for a job of n entities (ids: NUL-separated blob) in chunks of cs. 0 always (a
  * lookup failing only means computing); pf is empty without a cache. */
 int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
@@ -158,6 +186,7 @@ typedef struct {
     uint8_t *miss_codes;
     double *miss_vals;         /* n_miss * n_outputs */
     uint64_t *stamp;           /* per miss: stamp before the run (0: not to be stored) */
+    uint64_t *stamp_all;       /* per entity of the chunk, hits and misses (0: none or changed) */
     int64_t *slot;             /* per miss: graph slot (-1: unknown), read with the stamps */
     uint64_t gen;              /* the cache's invalidation generation before the lookups */
     uint64_t graph_mutations;  /* the graph's mutation count when the stamps were read */

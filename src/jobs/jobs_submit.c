@@ -9,6 +9,9 @@
 #include <string.h>
 
 #define MAX_ID_BYTES 256
+/* Jobs up to this size are remembered for reuse by an identical request (jobs_reuse.c):
+ * checking one costs a lookup of every entity, hashing its list a pass over its bytes. */
+#define REUSE_MAX_ENTITIES 100000
 
 static void set_err(jobs_error_t *e, int status, const char *code, const char *field,
                     int retry_after_s, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -207,6 +210,29 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
         cs_l = (n + j->cfg.max_chunks - 1) / j->cfg.max_chunks;
     const int cs = (int)cs_l;
     const long n_chunks_all = (n + cs - 1) / cs;
+    /* the same request, done earlier in its submission, with every entity as it was then:
+     * that job already holds these results (jobs_reuse.c) */
+    uint64_t rk1 = 0, rk2 = 0, cache_gen = cache_generation(j->cache);
+    cache_scope_t rscope = {0};
+    if ((!idem_key || !*idem_key) && n <= REUSE_MAX_ENTITIES)
+        jobs_cache_scope(j, md, params, params_json, blob.data, blob.len, &rscope);
+    if (rscope.dep != CACHE_DEP_NONE) {
+        jobs_reuse_key(md->name, params_json, blob.data ? blob.data : "", blob.len, &rk1, &rk2);
+        if (jobs_reuse_find(j, &rscope, rk1, rk2, blob.data, blob.len, n, job)) {
+            free(params_json);
+            json_decref(params);
+            buf_free(&blob);
+            *existed = JOBS_REUSED;
+            *estimated_completion_ms = job->finished_at;
+            char lab[96];
+            jobs_model_labels(md, lab, sizeof lab);
+            metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
+            metrics_counter_add(j->m, "predictd_jobs_reused_total", NULL, 1);
+            cache_count(j->cache, &rscope, n, 0); /* served without computing: cache hits */
+            return 0;
+        }
+    }
+
     /* chunks served whole from the result cache are stored with the job, not queued */
     jobs_prefill_t pf;
     jobs_cache_prefill(j, md, params, params_json, blob.data, blob.len, n, cs, &pf);
@@ -263,6 +289,8 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
     int rc = store_job_insert(j->st, &nj, existing, serr, sizeof serr);
     free(params_json);
     if (rc == 0) jobs_prefill_counted(j, &pf);
+    if (rc == 0 && n_chunks == 0 && pf.stamped == n && rscope.dep != CACHE_DEP_NONE && (rk1 || rk2))
+        jobs_reuse_put(j->reuse, rk1, rk2, pf.digest1, pf.digest2, cache_gen, rscope.ttl_s, n, &nj.job);
     const uint8_t *prefilled = pf.done;
 
     pthread_mutex_lock(&j->mu);

@@ -285,6 +285,70 @@ def test_invalidate_endpoint():
 
 
 @suite.test
+def test_identical_request_reuses_its_job():
+    """A request identical to a job done in its submission, while every entity (and what its
+    result reads: its neighbours) is unchanged, gets that job back, marked reused; any change
+    to what one of its results depends on, an invalidation, other parameters or another order
+    of ids, or an Idempotency-Key make a new job, and every result served is still exact."""
+    rng = random.Random(17)
+    with Server(env={"PREDICTD_JOBS_CHUNK_SIZE": "16"}) as s:  # inline: done in the submission
+        c = s.client()
+        ents, rels, oracle = random_graph(rng, 80, 160, prefix="U")
+        load_graph(c, ents, rels)
+        ids = [e["entity_id"] for e in ents]
+        job_ids = ids[:40]
+        first = c.submit(job_ids, temperature=1.2).json
+        eq(first["status"], "COMPLETED", "computed in its submission")
+        ok("reused" not in first, "a first job is not reused", first)
+        again = c.submit(job_ids, temperature=1.2).json
+        eq(again["job_id"], first["job_id"], "the identical request gets the same job")
+        eq(again.get("reused"), True, "marked reused")
+        results, _, _ = c.all_results(again["job_id"])
+        check_job_results(results, job_ids, oracle, 1.2, 24.0, "reused job")
+        # a neighbour outside the request changes: the results that read it are stale now
+        inside = set(job_ids)
+        outside = next(b for a, b, _ in oracle.rels if a in inside and b not in inside and b in oracle.props)
+        c.expect(200, "PATCH", "/api/v1/entities/" + outside, {"properties": {"spin": -oracle.spin(outside)}})
+        oracle.props[outside] = dict(oracle.props[outside], spin=-oracle.spin(outside))
+        third = c.submit(job_ids, temperature=1.2).json
+        ok(third["job_id"] != first["job_id"] and "reused" not in third, "a neighbour changed: a new job", third)
+        results, _, _ = c.all_results(third["job_id"])
+        check_job_results(results, job_ids, oracle, 1.2, 24.0, "after a neighbour changed")
+        eq(c.submit(job_ids, temperature=1.2).json["job_id"], third["job_id"], "reused again once stable")
+        # an entity of the request changes
+        c.expect(200, "PATCH", "/api/v1/entities/" + job_ids[3], {"properties": {"field": 0.25}})
+        oracle.props[job_ids[3]] = dict(oracle.props[job_ids[3]], field=0.25)
+        fourth = c.submit(job_ids, temperature=1.2).json
+        ok(fourth["job_id"] not in (first["job_id"], third["job_id"]), "an entity changed: a new job", fourth)
+        results, _, _ = c.all_results(fourth["job_id"])
+        check_job_results(results, job_ids, oracle, 1.2, 24.0, "after an entity changed")
+        # other parameters, another order, an idempotency key: new jobs
+        other_t = c.submit(job_ids, temperature=1.3).json
+        ok(other_t["job_id"] != fourth["job_id"], "another temperature is another request", other_t)
+        reordered = c.submit(list(reversed(job_ids)), temperature=1.2).json
+        ok(reordered["job_id"] != fourth["job_id"], "another order is another request (its pages differ)")
+        keyed = c.submit(job_ids, temperature=1.2, headers={"Idempotency-Key": "k-reuse-1"}).json
+        ok(keyed["job_id"] != fourth["job_id"] and "reused" not in keyed, "an Idempotency-Key keeps its own job")
+        # any invalidation retires every remembered job
+        eq(c.submit(job_ids, temperature=1.2).json["job_id"], fourth["job_id"], "reused before invalidating")
+        c.expect(200, "POST", "/api/v1/cache/invalidate", {"entity_ids": [ids[-1]]})
+        fifth = c.submit(job_ids, temperature=1.2).json
+        ok(fifth["job_id"] != fourth["job_id"], "after an invalidation: a new job", fifth)
+        text = c.expect(200, "GET", "/metrics").body.decode()
+        m = re.search(r"^predictd_jobs_reused_total ([0-9.e+]+)$", text, re.M)
+        eq(float(m.group(1)) if m else None, 3.0, "predictd_jobs_reused_total")
+        # the reused job survives a kill -9 like any job: it was on disk before it was reused
+        s.kill9()
+        s.start()
+        c = s.client()
+        results, _, _ = c.all_results(first["job_id"])
+        eq(len(results), len(job_ids), "the reused job after a restart")
+        # and after a restart nothing is remembered: the repeat is a new job
+        ok(c.submit(job_ids, temperature=1.2).json["job_id"] != fifth["job_id"], "not remembered across a restart")
+        s.check_clean_exit()
+
+
+@suite.test
 def test_metrics_and_disabled_cache():
     rng = random.Random(5)
     with Server(env=ENV) as s:

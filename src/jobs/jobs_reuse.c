@@ -1,0 +1,116 @@
+/* Identical requests answered with the job that already holds their results.
+ *
+ * A job done in its submission (every entity served from the cache or computed inline) has
+ * its results on disk and, for each entity, the dependency stamp its result holds for (see
+ * cache.h: the stamp moves whenever anything the result reads changes). Those stamps are kept
+ * as a digest (jobs_prefill_t). A later submission of the same model, the same normalised
+ * parameters and the same entity list, while every entity's stamp is the same again, would
+ * compute exactly those results; so it gets that job, already durable, instead of a new job
+ * that stores a second copy: no write, no commit to wait for. The answer says "reused": true.
+ *
+ * Never staler than the cache itself: an entry lives for the model's cache TTL, and any cache
+ * invalidation (an EWS alert, the manual call) retires every entry (the cache's generation is
+ * part of the check). Requests with an Idempotency-Key keep their own semantics and are not
+ * reused. The table is small and in memory: after a restart the first repeat is a new job. */
+#include "jobs/jobs_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define REUSE_SLOTS 4096 /* direct-mapped: a newer job takes an older one's slot */
+
+typedef struct {
+    uint64_t k1, k2;       /* request: model, parameters, entity list */
+    uint64_t d1, d2;       /* the stamps' digest */
+    uint64_t cache_gen;
+    int64_t expires_ms;    /* monotonic */
+    long n;
+    store_job_t job;
+} reuse_entry_t;
+
+struct jobs_reuse {
+    pthread_mutex_t mu; /* protects slots */
+    reuse_entry_t slots[REUSE_SLOTS];
+};
+
+jobs_reuse_t *jobs_reuse_new(void) {
+    jobs_reuse_t *r = calloc(1, sizeof *r);
+    if (r) pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+void jobs_reuse_free(jobs_reuse_t *r) {
+    if (!r) return;
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+void jobs_reuse_key(const char *model, const char *params_json, const char *ids, size_t ids_len,
+                    uint64_t *k1, uint64_t *k2) {
+    uint64_t a = hash_fnv1a(model, strlen(model) + 1, 0);
+    a = hash_fnv1a(params_json, strlen(params_json) + 1, a);
+    a = hash_fnv1a(ids, ids_len, a);
+    uint64_t b = hash_fnv1a(ids, ids_len, 0x51ed270b27a5e3c1ULL);
+    b = hash_fnv1a(params_json, strlen(params_json), b ^ 0x9E3779B97F4A7C15ULL);
+    b = hash_fnv1a(model, strlen(model), b);
+    *k1 = a;
+    *k2 = b ^ (a >> 17);
+}
+
+void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint64_t d2, uint64_t cache_gen,
+                    int ttl_s, long n, const store_job_t *job) {
+    if (!r || ttl_s <= 0) return;
+    pthread_mutex_lock(&r->mu);
+    reuse_entry_t *e = &r->slots[k1 % REUSE_SLOTS];
+    e->k1 = k1;
+    e->k2 = k2;
+    e->d1 = d1;
+    e->d2 = d2;
+    e->cache_gen = cache_gen;
+    e->expires_ms = mono_ms() + (int64_t)ttl_s * 1000;
+    e->n = n;
+    e->job = *job;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2, const char *ids, size_t ids_len,
+                    long n, store_job_t *out) {
+    jobs_reuse_t *r = j->reuse;
+    cache_t *c = j->cache;
+    if (!r || !c || s->dep == CACHE_DEP_NONE || n <= 0) return 0;
+    reuse_entry_t e;
+    pthread_mutex_lock(&r->mu);
+    e = r->slots[k1 % REUSE_SLOTS];
+    pthread_mutex_unlock(&r->mu);
+    if (e.k1 != k1 || e.k2 != k2 || e.n != n || e.expires_ms <= mono_ms() || e.cache_gen != cache_generation(c))
+        return 0;
+    /* the same request: are its entities in the state its results hold for? */
+    const char **ptr = malloc((size_t)n * sizeof *ptr);
+    int64_t *slots = malloc((size_t)n * sizeof *slots);
+    int same = 0;
+    if (ptr && slots) {
+        const char *p = ids, *end = ids + ids_len;
+        long k = 0;
+        for (; k < n && p < end; k++) {
+            ptr[k] = p;
+            p += strlen(p) + 1;
+        }
+        if (k == n) {
+            uint64_t d1 = 0, d2 = 0;
+            graph_rdlock(j->g);
+            graph_find_many(j->g, ptr, (size_t)n, slots);
+            long q = 0;
+            for (; q < n; q++) {
+                uint64_t st = cache_stamp(c, s, j->g, slots[q]);
+                if (!st) break;
+                jobs_stamp_add(&d1, &d2, q, st);
+            }
+            graph_unlock(j->g);
+            same = q == n && d1 == e.d1 && d2 == e.d2;
+        }
+    }
+    free(ptr);
+    free(slots);
+    if (same) *out = e.job;
+    return same;
+}
