@@ -176,9 +176,14 @@ def test_ews_alert_and_job_completed_reach_a_subscriber():
             e = stream.next(pred=lambda e: e.get("event") == "job.completed"
                             and json.loads(e["data"])["job_id"] == ij["job_id"], timeout=20)
             ok(e is not None, "ising job.completed reached each subscriber")
-        # the same job again is served whole from the cache: completed at submission, announced too
-        again = c.submit(["A", "B"], temperature=2.0).json
+        # the same request again is answered with that job (reused: no new job, nothing to
+        # announce); with an Idempotency-Key it is a job of its own, served whole from the
+        # cache: completed at submission, and announced
+        reused = c.submit(["A", "B"], temperature=2.0).json
+        eq((reused["job_id"], reused.get("reused")), (ij["job_id"], True), "a plain repeat gets the same job")
+        again = c.submit(["A", "B"], temperature=2.0, headers={"Idempotency-Key": "events-again"}).json
         eq(again["status"], "COMPLETED", "repeat served from the cache")
+        ok(again["job_id"] != ij["job_id"], "a job of its own", again)
         e = st.next(pred=lambda e: e.get("event") == "job.completed"
                     and json.loads(e["data"])["job_id"] == again["job_id"], timeout=20)
         ok(e is not None, "a job completed at submission is announced")
