@@ -64,6 +64,9 @@ void make_job_id(char out[32]);
 int utf8_valid(const char *s, size_t n);
 
 uint64_t hash_fnv1a(const void *p, size_t n, uint64_t seed);
+/* A faster 64-bit hash for in-memory tables (8 bytes a step; never stored: it may change):
+ * entity ids in the graph's index, a request's id list. */
+uint64_t hash_bytes(const void *p, size_t n, uint64_t seed);
 
 /* Sets *out to the number of online CPUs (at least 1). */
 int cpu_count(void);

@@ -31,12 +31,7 @@ void graph_unlock(graph_t *g) { pthread_rwlock_unlock(&g->lock); }
 /* Table entries: the id's hash in the high 32 bits, index + 1 in the low 32 (0 = empty):
  * a probe compares the hash first and touches the id string only on a match, so a lookup
  * costs about one cache miss instead of one per probe. */
-static uint64_t id_hash64(const char *id) {
-    uint64_t h = hash_fnv1a(id, strlen(id), 0);
-    h ^= h >> 31; /* fold the high bits into the bucket bits */
-    h *= 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
+static uint64_t id_hash64(const char *id) { return hash_bytes(id, strlen(id), 0x6a09e667f3bcc908ULL); }
 
 static uint32_t slot_of(const graph_t *g, const char *id, int *found) {
     const uint64_t h64 = id_hash64(id);

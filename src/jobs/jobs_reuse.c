@@ -47,14 +47,15 @@ void jobs_reuse_free(jobs_reuse_t *r) {
 
 void jobs_reuse_key(const char *model, const char *params_json, const char *ids, size_t ids_len,
                     uint64_t *k1, uint64_t *k2) {
-    uint64_t a = hash_fnv1a(model, strlen(model) + 1, 0);
-    a = hash_fnv1a(params_json, strlen(params_json) + 1, a);
-    a = hash_fnv1a(ids, ids_len, a);
-    uint64_t b = hash_fnv1a(ids, ids_len, 0x51ed270b27a5e3c1ULL);
-    b = hash_fnv1a(params_json, strlen(params_json), b ^ 0x9E3779B97F4A7C15ULL);
-    b = hash_fnv1a(model, strlen(model), b);
+    /* two independent 64-bit hashes (different seeds and orders): a false match needs both */
+    uint64_t a = hash_bytes(model, strlen(model) + 1, 0x243f6a8885a308d3ULL);
+    a = hash_bytes(params_json, strlen(params_json) + 1, a);
+    a = hash_bytes(ids, ids_len, a);
+    uint64_t b = hash_bytes(ids, ids_len, 0x13198a2e03707344ULL);
+    b = hash_bytes(params_json, strlen(params_json), b ^ 0xa4093822299f31d0ULL);
+    b = hash_bytes(model, strlen(model), b);
     *k1 = a;
-    *k2 = b ^ (a >> 17);
+    *k2 = b;
 }
 
 void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint64_t d2, uint64_t cache_gen,

@@ -73,7 +73,7 @@ static int collect_ids_list(jobs_t *j, const jobs_ids_t *ids, buf_t *blob, long 
             free(set);
             return -1;
         }
-        size_t h = (size_t)hash_fnv1a(s, len, 0) & (cap - 1);
+        size_t h = (size_t)hash_bytes(s, len, 0) & (cap - 1);
         int dup = 0;
         for (; set[h]; h = (h + 1) & (cap - 1))
             if (strcmp(set[h], s) == 0) { dup = 1; break; }

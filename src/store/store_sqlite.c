@@ -809,9 +809,12 @@ static void run_group(store_t *st, op_t *ops) {
     st->ops += n_ops;
     for (op_t *op = waiting, *next; op; op = next) {
         next = op->next;
-        op->done = 1; /* the caller may free op from here on */
+        pthread_cond_t *cv = op->done_cv;
+        op->done = 1; /* the caller may free op from here on (it waits for mu first) */
+        /* only the submitters of this group wake, each on its own condition */
+        if (cv) pthread_cond_signal(cv);
+        else pthread_cond_broadcast(&st->done_cv);
     }
-    pthread_cond_broadcast(&st->done_cv);
     pthread_mutex_unlock(&st->mu);
 }
 
@@ -878,15 +881,19 @@ void sq_enqueue(store_t *st, op_t *op) {
 }
 
 int sq_submit_sync(store_t *st, op_t *op) {
+    pthread_cond_t cv;
+    int own = pthread_cond_init(&cv, NULL) == 0;
     op->sync = 1;
     op->next = NULL;
+    op->done_cv = own ? &cv : NULL;
     pthread_mutex_lock(&st->mu);
     if (st->tail) st->tail->next = op;
     else st->head = op;
     st->tail = op;
     pthread_cond_signal(&st->cv);
-    while (!op->done) pthread_cond_wait(&st->done_cv, &st->mu);
+    while (!op->done) pthread_cond_wait(own ? &cv : &st->done_cv, &st->mu);
     pthread_mutex_unlock(&st->mu);
+    if (own) pthread_cond_destroy(&cv);
     return op->rc;
 }
 

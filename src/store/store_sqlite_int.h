@@ -57,6 +57,7 @@ typedef struct op {
     struct op *next;
     op_kind_t kind;
     int sync, done, rc;
+    pthread_cond_t *done_cv;   /* sync ops: the submitter's own condition (one wake-up each) */
     char *err;      /* sync ops: the caller's buffer */
     size_t errlen;
     store_done_fn cb;
