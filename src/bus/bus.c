@@ -71,6 +71,19 @@ void bus_free(bus_t *b) {
     free(b);
 }
 
+int bus_set_topics(bus_t *b, bus_sub_t *s, const char *topics) {
+    return b && s ? b->ops->xSetTopics(b, s, topics) : -1;
+}
+
+int bus_wants(bus_t *b, const char *topic) { return b ? b->ops->xWants(b, topic) : 0; }
+
+void bus_count_unheard(bus_t *b, const char *topic) {
+    if (!b || !b->metrics || !bus_topic_valid(topic)) return;
+    char lab[BUS_TOPIC_MAX + 16];
+    snprintf(lab, sizeof lab, "topic=\"%s\"", topic);
+    metrics_counter_add(b->metrics, "predictd_bus_published_total", lab, 1);
+}
+
 int bus_publish(bus_t *b, const char *topic, const char *json, size_t len) {
     if (!b || !bus_topic_valid(topic) || !json) return -1;
     int dropped = b->ops->xPublish(b, topic, json, len);

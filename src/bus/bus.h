@@ -14,6 +14,7 @@
 
 #define BUS_TOPIC_MAX 64       /* bytes of a topic name, NUL included */
 #define BUS_QUEUE_DEFAULT 1024 /* events a subscriber may hold before the oldest are dropped */
+#define BUS_TOPICS_NONE "-"    /* a topic list matching nothing ("-" is not a valid topic) */
 
 typedef struct bus bus_t;
 typedef struct bus_sub bus_sub_t;
@@ -44,6 +45,13 @@ typedef struct bus_ops {
      * NULL: out of memory, bad topic list, or the bus is closed. */
     bus_sub_t *(*xSubscribe)(bus_t *b, const char *topics, size_t queue_cap);
     void (*xUnsubscribe)(bus_t *b, bus_sub_t *s); /* NULL is a no-op; frees queued events */
+    /* Replaces the subscription's topics (same syntax; BUS_TOPICS_NONE: none for now): a
+     * subscriber that needs some topics only at times is not woken by them otherwise. Events
+     * already queued stay. 0 ok, -1 out of memory (the old topics stay). */
+    int (*xSetTopics)(bus_t *b, bus_sub_t *s, const char *topics);
+    /* 1 when some subscription would take an event of topic: a publisher may skip building
+     * one nobody listens to. */
+    int (*xWants)(bus_t *b, const char *topic);
     /* Takes the oldest queued event, waiting up to wait_ms (0: do not wait). 1 got one (ev
      * filled), 0 none in time, -1 the bus is closed (after the queue was emptied). */
     int (*xNext)(bus_t *b, bus_sub_t *s, int wait_ms, bus_event_t *ev);
@@ -71,6 +79,11 @@ void bus_free(bus_t *b); /* NULL is a no-op; closes first */
 int bus_publish(bus_t *b, const char *topic, const char *json, size_t len);
 bus_sub_t *bus_subscribe(bus_t *b, const char *topics, size_t queue_cap);
 void bus_unsubscribe(bus_t *b, bus_sub_t *s);
+int bus_set_topics(bus_t *b, bus_sub_t *s, const char *topics);
+/* 0 for a NULL bus. */
+int bus_wants(bus_t *b, const char *topic);
+/* Counts an event of topic that nobody subscribed to (bus_wants said 0) as published. */
+void bus_count_unheard(bus_t *b, const char *topic);
 int bus_next(bus_t *b, bus_sub_t *s, int wait_ms, bus_event_t *ev);
 uint64_t bus_sub_dropped(bus_t *b, const bus_sub_t *s);
 void bus_close(bus_t *b);

@@ -119,6 +119,27 @@ static void ip_unsubscribe(bus_t *b, bus_sub_t *s) {
     sub_free(s);
 }
 
+static int ip_set_topics(bus_t *b, bus_sub_t *s, const char *topics) {
+    inproc_t *ip = b->impl;
+    char *t = strdup(topics ? topics : "");
+    if (!t) return -1;
+    pthread_mutex_lock(&ip->mu);
+    char *old = s->topics;
+    s->topics = t;
+    pthread_mutex_unlock(&ip->mu);
+    free(old);
+    return 0;
+}
+
+static int ip_wants(bus_t *b, const char *topic) {
+    inproc_t *ip = b->impl;
+    int any = 0;
+    pthread_mutex_lock(&ip->mu);
+    for (bus_sub_t *s = ip->subs; s && !any; s = s->next) any = bus_topic_match(s->topics, topic);
+    pthread_mutex_unlock(&ip->mu);
+    return any;
+}
+
 static int ip_next(bus_t *b, bus_sub_t *s, int wait_ms, bus_event_t *ev) {
     inproc_t *ip = b->impl;
     struct timespec until;
@@ -196,6 +217,8 @@ static const bus_ops_t INPROC_OPS = {
     .xPublish = ip_publish,
     .xSubscribe = ip_subscribe,
     .xUnsubscribe = ip_unsubscribe,
+    .xSetTopics = ip_set_topics,
+    .xWants = ip_wants,
     .xNext = ip_next,
     .xSubDropped = ip_sub_dropped,
     .xClose = ip_close,

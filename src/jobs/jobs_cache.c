@@ -20,7 +20,7 @@
 static void scope_for(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
                       const char *ids, size_t ids_len, cache_scope_t *s) {
     int job_level = md->xPrepare != NULL || md->xSummary != NULL;
-    cache_scope(j->cache, md->name, md->n_outputs, job_level, params, params_json, ids, ids_len, s);
+    cache_scope(jobs_cache(j), md->name, md->n_outputs, job_level, params, params_json, ids, ids_len, s);
 }
 
 void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
@@ -28,12 +28,8 @@ void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const 
     scope_for(j, md, params, params_json, ids, ids_len, s);
 }
 
-static cache_t *cache_of(jobs_t *j) {
-    pthread_mutex_lock(&j->mu);
-    cache_t *c = j->cache;
-    pthread_mutex_unlock(&j->mu);
-    return c;
-}
+/* Set once at start (jobs_attach_cache), read per chunk: an atomic pointer, no lock. */
+static cache_t *cache_of(jobs_t *j) { return jobs_cache(j); }
 
 void jobs_cache_on_alert(void *arg, const model_alert_t *a) {
     jobs_t *j = arg;
@@ -41,11 +37,7 @@ void jobs_cache_on_alert(void *arg, const model_alert_t *a) {
     jobs_publish_alert(j, a);
 }
 
-void jobs_attach_cache(jobs_t *j, struct cache *c) {
-    pthread_mutex_lock(&j->mu);
-    j->cache = c;
-    pthread_mutex_unlock(&j->mu);
-}
+void jobs_attach_cache(jobs_t *j, struct cache *c) { __atomic_store_n(&j->cache, c, __ATOMIC_RELEASE); }
 
 static uint64_t mix64(uint64_t x) {
     x ^= x >> 30;

@@ -11,17 +11,19 @@
 
 #include "bus/bus.h"
 
-static bus_t *bus_of(jobs_t *j) {
-    pthread_mutex_lock(&j->mu);
-    bus_t *b = j->bus;
-    pthread_mutex_unlock(&j->mu);
-    return b;
-}
+/* Set once at start (jobs_attach_bus), read by every publisher: an atomic pointer, no lock. */
+static bus_t *bus_of(jobs_t *j) { return __atomic_load_n(&j->bus, __ATOMIC_ACQUIRE); }
 
-void jobs_attach_bus(jobs_t *j, struct bus *b) {
-    pthread_mutex_lock(&j->mu);
-    j->bus = b;
-    pthread_mutex_unlock(&j->mu);
+void jobs_attach_bus(jobs_t *j, struct bus *b) { __atomic_store_n(&j->bus, b, __ATOMIC_RELEASE); }
+
+/* The bus when someone listens to topic; else NULL, the event counted as published unheard
+ * (most jobs finish with nobody subscribed: building their events would be wasted work). */
+static bus_t *listener(jobs_t *j, const char *topic) {
+    bus_t *b = bus_of(j);
+    if (!b) return NULL;
+    if (bus_wants(b, topic)) return b;
+    bus_count_unheard(b, topic);
+    return NULL;
 }
 
 static void put_at(buf_t *out, int64_t ms) {
@@ -35,7 +37,7 @@ static void put_at(buf_t *out, int64_t ms) {
 }
 
 void jobs_publish_alert(jobs_t *j, const model_alert_t *a) {
-    bus_t *b = bus_of(j);
+    bus_t *b = listener(j, "ews.alert");
     if (!b) return;
     buf_t out = {0};
     buf_puts(&out, "{\"entity_id\":");
@@ -55,7 +57,7 @@ void jobs_publish_alert(jobs_t *j, const model_alert_t *a) {
 }
 
 void jobs_publish_finished(jobs_t *j, const store_job_t *job) {
-    bus_t *b = bus_of(j);
+    bus_t *b = listener(j, job->status == JOB_FAILED ? "job.failed" : "job.completed");
     if (!b) return;
     static const char *const names[] = {"QUEUED", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"};
     int st = job->status >= 0 && job->status <= JOB_CANCELLED ? (int)job->status : 0;
@@ -74,7 +76,7 @@ void jobs_publish_finished(jobs_t *j, const store_job_t *job) {
 }
 
 void jobs_publish_progress(jobs_t *j, const store_job_t *job) {
-    bus_t *b = bus_of(j);
+    bus_t *b = listener(j, "job.progress");
     if (!b) return;
     long settled = job->chunks_done + job->chunks_dead;
     double progress = job->n_chunks > 0 ? (double)settled / (double)job->n_chunks : 1.0;

@@ -90,6 +90,9 @@ struct jobs {
     int threads_started, watchdog_started;
 };
 
+/* The cache (NULL: none): set once at start by jobs_attach_cache, read anywhere. */
+static inline cache_t *jobs_cache(jobs_t *j) { return __atomic_load_n(&j->cache, __ATOMIC_ACQUIRE); }
+
 /* The model named name: one added with jobs_add_model, else a built-in; NULL if unknown. */
 const model_t *jobs_model_find(jobs_t *j, const char *name);
 

@@ -77,7 +77,7 @@ void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint
 int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2, const char *ids, size_t ids_len,
                     long n, store_job_t *out) {
     jobs_reuse_t *r = j->reuse;
-    cache_t *c = j->cache;
+    cache_t *c = jobs_cache(j);
     if (!r || !c || s->dep == CACHE_DEP_NONE || n <= 0) return 0;
     reuse_entry_t e;
     pthread_mutex_lock(&r->mu);

@@ -212,7 +212,7 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
     const long n_chunks_all = (n + cs - 1) / cs;
     /* the same request, done earlier in its submission, with every entity as it was then:
      * that job already holds these results (jobs_reuse.c) */
-    uint64_t rk1 = 0, rk2 = 0, cache_gen = cache_generation(j->cache);
+    uint64_t rk1 = 0, rk2 = 0, cache_gen = cache_generation(jobs_cache(j));
     cache_scope_t rscope = {0};
     if ((!idem_key || !*idem_key) && n <= REUSE_MAX_ENTITIES)
         jobs_cache_scope(j, md, params, params_json, blob.data, blob.len, &rscope);
@@ -228,7 +228,7 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
             jobs_model_labels(md, lab, sizeof lab);
             metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
             metrics_counter_add(j->m, "predictd_jobs_reused_total", NULL, 1);
-            cache_count(j->cache, &rscope, n, 0); /* served without computing: cache hits */
+            cache_count(jobs_cache(j), &rscope, n, 0); /* served without computing: cache hits */
             return 0;
         }
     }
@@ -312,7 +312,7 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
         }
         long ahead = (long)(j->heap_n + j->delayed_n) - n_chunks;
         *estimated_completion_ms = nj.job.created_at + estimate_ms(j, ahead > 0 ? ahead : 0, n_chunks);
-        pthread_cond_broadcast(&j->work_cv);
+        if (n_chunks > 0) pthread_cond_broadcast(&j->work_cv); /* nothing queued: let them sleep */
     }
     long ahead_all = (long)(j->heap_n + j->delayed_n);
     pthread_mutex_unlock(&j->mu);

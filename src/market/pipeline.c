@@ -156,6 +156,32 @@ static void active_add(pipeline_t *p, const mstore_run_t *r, char jobs[2][32]) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* The pipeline hears job.completed / job.failed only while it has runs in flight: every other
+ * job of the server would wake it for nothing. On before a run's jobs are submitted; off once
+ * the last run is finalized (a completion it misses is found by the periodic finalize). */
+#define TOPICS_IDLE "data.features.ready"
+#define TOPICS_RUNNING "data.features.ready,job.completed,job.failed"
+
+static void watch_jobs_locked(pipeline_t *p, int on) {
+    if (p->sub) bus_set_topics(p->bus, p->sub, on ? TOPICS_RUNNING : TOPICS_IDLE);
+}
+
+/* A run's jobs are about to be submitted: hear them. */
+static void run_submitting(pipeline_t *p) {
+    pthread_mutex_lock(&p->mu);
+    p->submitting++;
+    watch_jobs_locked(p, 1);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* That submission is over (the run is in p->active, or it failed); none left: stop hearing. */
+static void run_submitted(pipeline_t *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->submitting > 0) p->submitting--;
+    if (!p->active && !p->submitting) watch_jobs_locked(p, 0);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Submits (or finds again, by idempotency key) the run's jobs. 0 ok (jobs filled). */
 static int submit_jobs(pipeline_t *p, const mstore_run_t *r, char jobs[2][32], jobs_error_t *err) {
     memset(jobs, 0, 2 * 32);
@@ -272,7 +298,9 @@ int pipeline_run_start(pipeline_t *p, const char *const *symbols, size_t n, int 
         goto done;
     }
     char jobs[2][32];
+    run_submitting(p);
     if (submit_jobs(p, &r, jobs, err) != 0) {
+        run_submitted(p);
         /* nothing accepted: take back what was made */
         for (int k = 0; k < 2; k++) {
             store_job_t j;
@@ -287,6 +315,7 @@ int pipeline_run_start(pipeline_t *p, const char *const *symbols, size_t n, int 
     if (mstore_run_set_jobs(p->st, r.run_id, js, serr, sizeof serr) != 0)
         LOG_W("run's jobs not recorded", "run=%s reason=\"%s\"", r.run_id, serr);
     active_add(p, &r, jobs);
+    run_submitted(p);
     metrics_counter_add(p->m, "predictd_pipeline_runs_started_total", NULL, 1);
     LOG_I("pipeline run started", "run=%s correlation_id=%s trigger=%s date=%s normal=%ld earnings=%ld", r.run_id,
           r.correlation_id, trigger, day, counts[0], counts[1]);
@@ -409,6 +438,7 @@ static void finalize_runs(pipeline_t *p) {
                 free(dead);
                 break;
             }
+        if (!p->active && !p->submitting) watch_jobs_locked(p, 0);
         pthread_mutex_unlock(&p->mu);
         i--, n--;
     }
@@ -425,13 +455,16 @@ static int recover_runs(pipeline_t *p, char *err, size_t errlen) {
         if (mstore_run_get(p->st, ids[i], &r, err, errlen) != 0) continue;
         char jobs[2][32];
         jobs_error_t je;
+        run_submitting(p);
         if (submit_jobs(p, &r, jobs, &je) == 0) {
             char js[80];
             jobs_json(jobs, js, sizeof js);
             if (strcmp(r.status, "SUBMITTED")) mstore_run_set_jobs(p->st, r.run_id, js, err, errlen);
             active_add(p, &r, jobs);
+            run_submitted(p);
             LOG_I("pipeline run recovered", "run=%s jobs=%s", r.run_id, js);
         } else {
+            run_submitted(p);
             LOG_W("pipeline run not recovered (retried at the next start)", "run=%s reason=\"%s\"", r.run_id,
                   je.message);
         }
@@ -635,7 +668,7 @@ int pipeline_open(pipeline_t **out, const predictd_config_t *cfg, store_t *st, j
         if (jobs_add_model(jobs, &p->models[r], err, errlen) != 0) goto fail;
     if (recover_runs(p, err, errlen) != 0) goto fail;
     if (bus) {
-        p->sub = bus_subscribe(bus, "data.features.ready,job.completed,job.failed", 65536);
+        p->sub = bus_subscribe(bus, p->active ? TOPICS_RUNNING : TOPICS_IDLE, 65536);
         if (!p->sub) {
             snprintf(err, errlen, "cannot subscribe to the bus");
             goto fail;

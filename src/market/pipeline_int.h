@@ -59,6 +59,7 @@ struct pipeline {
     pthread_mutex_t mu;         /* protects everything below */
     pthread_cond_t cv;          /* the thread: stop */
     active_run_t *active;
+    int submitting;             /* runs between submit_jobs and active_add (or their failure) */
     json_t *pending;            /* symbols of data.features.ready waiting for the window: {sym: true} */
     int64_t window_started_ms;  /* mono; 0 = no window open */
     outbox_ev_t *outbox, *outbox_tail;

@@ -181,7 +181,8 @@ static void client_close(push_hub_t *h, client_t *c) {
     for (client_t **pp = &h->clients; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
-            h->n_clients--;
+            /* the last client gone: stop taking the bus's events (nobody to fan them out to) */
+            if (--h->n_clients == 0) bus_set_topics(h->bus, h->sub, BUS_TOPICS_NONE);
             break;
         }
     }
@@ -223,7 +224,7 @@ void push_hub_adopt(push_hub_t *h, int sock, struct MHD_UpgradeResponseHandle *u
     c->id = ++h->next_id;
     c->next = h->clients;
     h->clients = c;
-    h->n_clients++;
+    if (h->n_clients++ == 0) bus_set_topics(h->bus, h->sub, "*"); /* the first client: every event */
     pthread_mutex_unlock(&h->mu);
     metrics_counter_add(h->m, "predictd_ws_connections_total", "outcome=\"accepted\"", 1);
     LOG_D("websocket client connected", "client=%llu", (unsigned long long)c->id);
@@ -463,7 +464,9 @@ int push_hub_open(push_hub_t **out, const predictd_config_t *cfg, bus_t *bus, me
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         goto fail;
     }
-    h->sub = bus_subscribe(bus, "*", HUB_BUS_QUEUE);
+    /* no events until a client connects (push_hub_adopt): a server without WebSocket clients
+     * is not woken by every job's events */
+    h->sub = bus_subscribe(bus, BUS_TOPICS_NONE, HUB_BUS_QUEUE);
     if (!h->sub) {
         snprintf(err, errlen, "cannot subscribe to the event bus");
         goto fail;

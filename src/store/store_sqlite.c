@@ -912,7 +912,14 @@ static int mkdir_p(const char *dir) {
     return 0;
 }
 
+/* SQLite's memory statistics (on by default) put a process-wide mutex around every malloc it
+ * makes; the writer and the readers then queue on it. We read no statistics: off, once,
+ * before the library initialises (a later call would be refused, harmlessly). */
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 static conn_t *conn_open(const char *path, int create, char *err, size_t errlen) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     conn_t *c = calloc(1, sizeof *c);
     if (!c) { sq_seterr(err, errlen, "out of memory"); return NULL; }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
