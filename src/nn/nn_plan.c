@@ -22,6 +22,7 @@ struct nn_plan {
     int passes;             /* 0 for a plain plan */
     int threads;
     int reference;
+    int isa;                /* NN_ISA_*: the kernel set, resolved from the options and the CPU */
     size_t max_bytes;
     nn_val_t *vals;
     int n_vals;             /* halves * n_values + dummies */
@@ -235,6 +236,7 @@ static int infer_half(nn_plan_t *p, int h, int keep_reached, int keep_unreached,
         s.node_index = ni;
         s.op = &nn_ops[n->op_id];
         s.opset = m->opset;
+        s.isa = p->isa;
         s.n_in = n->n_in;
         s.n_out = n->n_out;
         s.in = calloc((size_t)n->n_in + 1, sizeof(nn_val_t *));
@@ -372,6 +374,8 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     p->m = m;
     p->passes = o.mc_passes;
     p->reference = o.reference;
+    p->isa = nn_isa_best();
+    if (o.isa > 0 && o.isa < p->isa) p->isa = o.isa;
     p->max_bytes = o.max_bytes ? o.max_bytes : (size_t)4 << 30;
     int threads = o.threads > 0 ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;

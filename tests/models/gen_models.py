@@ -257,6 +257,10 @@ if __name__ == "__main__":
     lstm_regressor("lstm_regressor", 32, 20, 64, 1)
     lstm_regressor("lstm_regressor_37", 32, 37, 64, 2)
     gru_regressor("gru_regressor", 16, 8, 32, 3)
+    # hidden sizes the kernels' fast paths do not take whole: 24 (not a multiple of 16: the
+    # product then the cell, no register-fused step), 12 (not a multiple of 8: no fused cell)
+    lstm_regressor("lstm_h24", 6, 7, 24, 5)
+    lstm_regressor("lstm_h12", 5, 3, 12, 6)
     mlp("mlp", 10, 4)
     bad_models()
     mc_models()
