@@ -54,6 +54,8 @@ typedef struct {
     int in_arena;
     size_t bytes, offset;
     int first, last;     /* steps that write first / read last (liveness) */
+    int unread;          /* written by its step, read by no other and not a graph output:
+                            its kernel may skip it (planner sets it after liveness) */
 } nn_val_t;
 
 typedef struct nn_pool nn_pool_t;

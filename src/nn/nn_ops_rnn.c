@@ -250,7 +250,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
     const float *h0 = p->has_h0 ? s->in[5]->data : NULL;
     const float *c0 = p->has_c0 ? s->in[6]->data : NULL;
     const float *Pp = p->has_p ? s->in[7]->data : NULL;
-    float *Y = s->n_out > 0 ? s->out[0]->data : NULL;
+    float *Y = s->n_out > 0 && !s->out[0]->unread ? s->out[0]->data : NULL;
     float *G = j->sc + p->off_g, *M = j->sc + p->off_m, *tmp = j->sc + p->off_tmp;
     float clip = p->clip;
     for (int d = 0; d < p->D; d++) {
@@ -379,7 +379,7 @@ static void rnn_fused(void *arg, int ith, int nth) {
     nn_split(p->B, ith, nth, &b0, &b1);
     const float *X = s->in[0]->data;
     const float *h0 = p->has_h0 ? s->in[5]->data : NULL, *c0 = p->has_c0 ? s->in[6]->data : NULL;
-    float *Y = s->n_out > 0 ? s->out[0]->data : NULL;
+    float *Y = s->n_out > 0 && !s->out[0]->unread ? s->out[0]->data : NULL;
     float *A = j->sc + p->off_a, *G = j->sc + p->off_g;
     int rows_kern = p->k->lstm_rows && H % 16 == 0;
     for (int64_t r0 = b0; r0 < b1; r0 += FUSED_BLOCK) {
@@ -424,9 +424,9 @@ static void rnn_fused(void *arg, int ith, int nth) {
             }
             /* hc: the block's last h, ldh apart */
             for (int64_t b = r0; b < r1; b++) {
-                if (s->n_out > 1)
+                if (s->n_out > 1 && !s->out[1]->unread)
                     memcpy((float *)s->out[1]->data + hoff(p, d, b), hc + (b - r0) * ldh, sizeof(float) * (size_t)H);
-                if (s->n_out > 2)
+                if (s->n_out > 2 && !s->out[2]->unread)
                     memcpy((float *)s->out[2]->data + hoff(p, d, b), cs + b * H, sizeof(float) * (size_t)H);
             }
         }

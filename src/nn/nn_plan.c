@@ -526,6 +526,12 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
         nn_val_t *v = p->out_stk[i] ? p->out_stk[i] : &p->vals[m->outputs[i]];
         if (v->in_arena) v->last = p->n_steps;
     }
+    /* outputs nothing reads (an LSTM's Y when only Y_h is used): their kernels may skip them */
+    for (int si = 0; si < p->n_steps; si++)
+        for (int k = 0; k < p->steps[si].n_out; k++) {
+            nn_val_t *v = p->steps[si].out[k];
+            v->unread = v->first == si && v->last == si;
+        }
     {
         buf_t *bufs = calloc((size_t)(p->n_vals + p->n_steps + 1), sizeof *bufs);
         int nb = 0;

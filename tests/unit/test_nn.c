@@ -231,9 +231,11 @@ static void test_batch_rows_independent(void) {
 
 /* Every kernel set this machine runs (AVX-512, AVX2 forced, none: OpenBLAS and plain loops)
  * against numpy, on one and two threads; lstm_h24 and lstm_h12 have hidden sizes the fused
- * paths take only in part (24: product then cell; 12: no fused cell). */
+ * paths take only in part (24: product then cell; 12: no fused cell); lstm_bidir_seq reads
+ * x batch-first, runs both directions and writes every step's h (Y is its output). */
 static void test_models_match_numpy_every_isa(void) {
-    static const char *const names[] = { "lstm_regressor", "lstm_regressor_37", "gru_regressor", "lstm_h24", "lstm_h12" };
+    static const char *const names[] = { "lstm_regressor", "lstm_regressor_37", "gru_regressor", "lstm_h24", "lstm_h12",
+                                         "lstm_bidir_seq" };
     for (int i = 0; i < n_isas(); i++)
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
             for (int threads = 1; threads <= 2; threads++) check_model_isa(names[k], threads, 0, isa_at(i));
