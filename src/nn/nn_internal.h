@@ -56,6 +56,9 @@ typedef struct {
     int first, last;     /* steps that write first / read last (liveness) */
     int unread;          /* written by its step, read by no other and not a graph output:
                             its kernel may skip it (planner sets it after liveness) */
+    int borrowed;        /* a runtime input that is not a graph output: during a run, data is
+                            the caller's buffer (no copy into the arena; kernels never write
+                            their inputs) */
 } nn_val_t;
 
 typedef struct nn_pool nn_pool_t;
@@ -78,6 +81,10 @@ typedef struct {
     int (*infer)(nn_step_t *s, char *err, size_t errlen);
     int (*run)(nn_exec_t *ex, nn_step_t *s);
     int min_in;          /* inputs that must be present (the planner checks them) */
+    /* Optional, after infer: asks the step to read its input 0 as [B, T, ...] where it was
+     * [T, B, ...]; 1 if it will. The planner then drops a Transpose(perm 1, 0, 2) before it
+     * and gives it the Transpose's input (one copy of the whole input less per run). */
+    int (*x_batch_first)(nn_step_t *s);
 } nn_op_t;
 
 struct nn_step {

@@ -19,6 +19,8 @@ enum { ACT_SIGMOID, ACT_TANH, ACT_RELU };
 
 typedef struct {
     int kind, G, D, dir, layout, lbr, packed;
+    int xbf;         /* X is [B, T, I]: layout 1, or layout 0 with the Transpose before it
+                        folded away by the planner (nn_rnn_x_batch_first) */
     int64_t T, B, I, H, GH;
     int act[2][3];
     float clip;
@@ -108,7 +110,7 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     rnn_t *p = calloc(1, sizeof *p + sizeof(float) * (extra + 1));
     if (!p) FAIL(NN_ERR_NOMEM, "out of memory");
     s->packed = p;
-    p->kind = kind, p->G = G, p->D = D, p->dir = d, p->layout = layout, p->packed = packed;
+    p->kind = kind, p->G = G, p->D = D, p->dir = d, p->layout = layout, p->packed = packed, p->xbf = layout;
     p->lbr = kind == K_GRU ? (int)nn_attr_i(s->node, "linear_before_reset", 0) : 0;
     p->T = T, p->B = B, p->I = I, p->H = H, p->GH = GH;
     memcpy(p->act, acts, sizeof acts);
@@ -178,7 +180,7 @@ typedef struct {
 } rjob_t;
 
 /* row of (t, b) in X and Gx; offsets of Y and of the [D, B, H] states */
-static inline int64_t xrow(const rnn_t *p, int64_t t, int64_t b) { return p->layout ? b * p->T + t : t * p->B + b; }
+static inline int64_t xrow(const rnn_t *p, int64_t t, int64_t b) { return p->xbf ? b * p->T + t : t * p->B + b; }
 static inline int64_t yoff(const rnn_t *p, int64_t t, int d, int64_t b) {
     return (p->layout ? (b * p->T + t) * p->D + d : (t * p->D + d) * p->B + b) * p->H;
 }
@@ -276,7 +278,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
             int64_t ldg;
             if (!seq) {
                 G0 = gx + xrow(p, rev ? T - 1 - step : step, b0) * GH;
-                ldg = (p->layout ? T : 1) * GH;
+                ldg = (p->xbf ? T : 1) * GH;
             } else {
                 for (int64_t b = b0; b < b1; b++) {
                     int64_t len = nn_val_geti(seq, b);
@@ -398,7 +400,7 @@ static void rnn_fused(void *arg, int ith, int nth) {
                 }
             if (rows_kern) {
                 float *hn = j->sc + p->off_h2 + r0 * H;
-                nn_lstm_rows_t a = { panels, bias, I, H, NULL, (p->layout ? T : 1) * I, NULL, cs + r0 * H, NULL,
+                nn_lstm_rows_t a = { panels, bias, I, H, NULL, (p->xbf ? T : 1) * I, NULL, cs + r0 * H, NULL,
                                      NULL, p->layout ? T * p->D * H : H };
                 for (int64_t step = 0; step < T; step++) {
                     int64_t t = rev ? T - 1 - step : step;
@@ -466,6 +468,15 @@ static int rnn_run(nn_exec_t *ex, nn_step_t *s) {
     if (ex->pool && p->B >= 2 && work_h >= (1 << 20)) nn_pool_run(ex->pool, rnn_recur, &j);
     else rnn_recur(&j, 0, 1);
     return 0;
+}
+
+/* X read batch-first from now on (the planner then gives the step the Transpose's input as
+ * X): Gx follows X's row order, so only xrow and the strides change. */
+int nn_rnn_x_batch_first(nn_step_t *s) {
+    rnn_t *p = s->packed;
+    if (!p || p->layout || p->xbf) return 0;
+    p->xbf = 1;
+    return 1;
 }
 
 int nn_infer_lstm(nn_step_t *s, char *err, size_t errlen) { return rnn_infer(s, K_LSTM, err, errlen); }

@@ -364,6 +364,39 @@ static int setup_inputs(nn_plan_t *p, int h, int64_t mult, const nn_plan_opts_t 
     return 0;
 }
 
+/* A Transpose(perm 1, 0, 2) of a 3-D value whose only reader takes it as input 0 and can
+ * read that input batch-first (nn_op_t.x_batch_first: LSTM, GRU, RNN): the reader gets the
+ * Transpose's input and the Transpose step goes. Not when the transposed value is a graph
+ * output. Steps [0, n_det) are the shared part of an MC plan (stats count them). */
+static void fold_transposes(nn_plan_t *p, int n_det) {
+    const nn_model_t *m = p->m;
+    for (int si = 0; si < p->n_steps; si++) {
+        nn_step_t *t = &p->steps[si];
+        if (t->is_tile || strcmp(t->node->op, "Transpose") != 0 || t->in[0]->ndim != 3) continue;
+        int np;
+        const int64_t *perm = nn_attr_ints(t->node, "perm", &np);
+        if (np != 3 || perm[0] != 1 || perm[1] != 0 || perm[2] != 2) continue;
+        nn_val_t *v = t->out[0];
+        int is_output = 0, reads = 0, reader = -1;
+        for (int i = 0; i < m->n_outputs; i++) is_output |= v == &p->vals[m->outputs[i]] || v == p->out_stk[i];
+        for (int sj = 0; sj < p->n_steps; sj++)
+            for (int k = 0; k < p->steps[sj].n_in; k++)
+                if (p->steps[sj].in[k] == v) reads++, reader = k == 0 ? sj : -1;
+        if (is_output || reads != 1 || reader < 0) continue;
+        nn_step_t *r = &p->steps[reader];
+        if (r->is_tile || !r->op->x_batch_first || !r->op->x_batch_first(r)) continue;
+        r->in[0] = t->in[0];
+        step_clear(t);
+        memmove(t, t + 1, sizeof *t * (size_t)(p->n_steps - si - 1));
+        p->n_steps--;
+        if (p->passes) {
+            if (si < n_det) p->stats.shared_steps--, n_det--;
+            else p->stats.stacked_steps--;
+        }
+        si--;
+    }
+}
+
 int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **out, char *err, size_t errlen) {
     *out = NULL;
     nn_plan_opts_t o = opts ? *opts : (nn_plan_opts_t){ 0 };
@@ -501,12 +534,17 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
         if (!p->mc_tmp) { rc = nn_errf(err, errlen, NN_ERR_NOMEM, "out of memory"); goto fail; }
     }
 
+    fold_transposes(p, n_det_steps);
+
     /* liveness: first writer step, last reader step; inputs from the start, outputs to the end */
     for (int i = 0; i < p->n_vals; i++) p->vals[i].first = p->vals[i].last = -2;
     for (int i = 0; i < m->n_inputs; i++)
         if (p->in_val[i] >= 0) {
             nn_val_t *v = &p->vals[p->in_val[i]];
-            v->in_arena = 1;
+            int is_output = 0;
+            for (int k = 0; k < m->n_outputs; k++) is_output |= m->outputs[k] == p->in_val[i];
+            v->borrowed = !is_output;
+            v->in_arena = is_output;
             v->first = -1;
             v->last = -1;
         }
@@ -605,7 +643,8 @@ static int execute(nn_plan_t *p, nn_exec_t *ex, const void *const *inputs, char 
         if (p->in_val[i] < 0) continue;
         nn_val_t *v = &p->vals[p->in_val[i]];
         if (!inputs || !inputs[i]) return nn_errf(err, errlen, NN_ERR_ARG, "input '%s' not given", m->values[m->inputs[i]].name);
-        memcpy(v->data, inputs[i], v->bytes);
+        if (v->borrowed) v->data = (void *)inputs[i];
+        else memcpy(v->data, inputs[i], v->bytes);
     }
     for (int si = 0; si < p->n_steps; si++) {
         nn_step_t *s = &p->steps[si];
