@@ -10,7 +10,7 @@
  *   per plan (runs on one plan are not thread-safe); use one plan per concurrent caller.
  *   Nothing is allocated on the run path.
  * - Dense products go through OpenBLAS with its own threading switched off
- *   (openblas_set_num_threads(1), process-wide), those of LSTM/GRU/RNN through our own
+ *   (openblas_set_num_threads(1) and its idle threads stopped, process-wide), those of LSTM/GRU/RNN through our own
  *   kernels (AVX-512 or AVX2 + FMA, the best the CPU has, see nn_plan_opts_t.isa); the
  *   plan's pool splits work by rows.
  * - Errors: functions return 0 or a negative NN_ERR_* and write a one-line message into

@@ -219,12 +219,50 @@ static void mm512(const float *panels, int64_t K, int64_t col0, int64_t ncols, i
         ROW_CELL(2, c20, c21, c22, c23) ROW_CELL(3, c30, c31, c32, c33)                                 \
         ROW_CELL(4, c40, c41, c42, c43) ROW_CELL(5, c50, c51, c52, c53)                                 \
     }
-LSTM_MICRO(1)
 LSTM_MICRO(2)
 LSTM_MICRO(3)
 LSTM_MICRO(4)
 LSTM_MICRO(5)
 LSTM_MICRO(6)
+
+/* One row (batch 1, or the last of a block): 4 chains of dependent FMAs would wait on the
+ * FMA latency, so even and odd k go to two sets of accumulators, added at the end. */
+#define ACC1_LOOP(A, K, koff)                                                                   \
+    {                                                                                           \
+        int64_t k = 0;                                                                          \
+        for (; k + 2 <= (K); k += 2) {                                                          \
+            const float *b = p0 + ((koff) + k) * 16;                                            \
+            __m512 a0 = _mm512_set1_ps((A)[k]), a1 = _mm512_set1_ps((A)[k + 1]);                \
+            c00 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b), c00);                                 \
+            c01 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + gs), c01);                            \
+            c02 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 2 * gs), c02);                        \
+            c03 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 3 * gs), c03);                        \
+            c10 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 16), c10);                            \
+            c11 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + gs + 16), c11);                       \
+            c12 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 2 * gs + 16), c12);                   \
+            c13 = _mm512_fmadd_ps(a1, _mm512_loadu_ps(b + 3 * gs + 16), c13);                   \
+        }                                                                                       \
+        if (k < (K)) {                                                                          \
+            const float *b = p0 + ((koff) + k) * 16;                                            \
+            __m512 a0 = _mm512_set1_ps((A)[k]);                                                 \
+            c00 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b), c00);                                 \
+            c01 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + gs), c01);                            \
+            c02 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 2 * gs), c02);                        \
+            c03 = _mm512_fmadd_ps(a0, _mm512_loadu_ps(b + 3 * gs), c03);                        \
+        }                                                                                       \
+    }
+
+T512 static void lstm_1(const nn_lstm_rows_t *a, int64_t m, int64_t j) {
+    enum { mr = 1 };
+    const int64_t I = a->I, H = a->H, K = I + H, gs = H * K;
+    const float *p0 = a->panels + j * K * 16, *bias = a->bias + j * 16;
+    __m512 c00 = _mm512_loadu_ps(bias), c01 = _mm512_loadu_ps(bias + H);
+    __m512 c02 = _mm512_loadu_ps(bias + 2 * H), c03 = _mm512_loadu_ps(bias + 3 * H);
+    __m512 c10 = _mm512_setzero_ps(), c11 = c10, c12 = c10, c13 = c10;
+    ACC1_LOOP(a->x + m * a->ldx, I, 0)
+    ACC1_LOOP(a->h_in + m * H, H, I)
+    ROW_CELL(0, _mm512_add_ps(c00, c10), _mm512_add_ps(c01, c11), _mm512_add_ps(c02, c12), _mm512_add_ps(c03, c13))
+}
 
 typedef void (*lstm_fn)(const nn_lstm_rows_t *a, int64_t m, int64_t j);
 static const lstm_fn lstm_fns[6] = { lstm_1, lstm_2, lstm_3, lstm_4, lstm_5, lstm_6 };

@@ -10,11 +10,28 @@
 #include "nn/nn_ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* OpenBLAS's own (not in every cblas.h); the shutdown is absent from its serial build */
 void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+int blas_thread_shutdown_(void) __attribute__((weak));
+
+/* OpenBLAS runs on the calling thread (a plan's pool splits the work). Its pthread build
+ * starts worker threads when it loads, which spin on sched_yield for about 0.1 s before
+ * they sleep, taking a core from the pool while the first runs of a process go on: stop
+ * them once (setting the thread count again would start them anew, hence the check). */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_stop_threads(void) {
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+static void blas_single_threaded(void) {
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    pthread_once(&blas_once, blas_stop_threads);
+}
 
 struct nn_plan {
     const nn_model_t *m;
@@ -591,7 +608,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     }
     for (int i = 0; i < m->n_outputs; i++) p->out_det[i].data = p->vals[m->outputs[i]].data;
 
-    openblas_set_num_threads(1);
+    blas_single_threaded();
     if (p->threads > 1) {
         p->pool = nn_pool_create(p->threads);
         if (!p->pool) { rc = nn_errf(err, errlen, NN_ERR_NOMEM, "cannot start %d threads", p->threads); goto fail; }
