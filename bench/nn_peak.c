@@ -31,48 +31,39 @@ typedef struct {
 #include <immintrin.h>
 
 /* 16 independent accumulator chains: enough for 2 FMA ports of 4 cycles' latency, with
- * room to spare; the multiplier and addend keep the values bounded and the FMAs real. */
-#define FMA16(T, FMA)                                                                        \
-    a0 = FMA(a0, m, d), a1 = FMA(a1, m, d), a2 = FMA(a2, m, d), a3 = FMA(a3, m, d),          \
-    a4 = FMA(a4, m, d), a5 = FMA(a5, m, d), a6 = FMA(a6, m, d), a7 = FMA(a7, m, d),          \
-    a8 = FMA(a8, m, d), a9 = FMA(a9, m, d), a10 = FMA(a10, m, d), a11 = FMA(a11, m, d),      \
-    a12 = FMA(a12, m, d), a13 = FMA(a13, m, d), a14 = FMA(a14, m, d), a15 = FMA(a15, m, d)
-
-__attribute__((target("avx512f"))) static float fma_loop_avx512(long rounds) {
-    __m512 m = _mm512_set1_ps(0.999999f), d = _mm512_set1_ps(1e-6f);
-    __m512 a0 = _mm512_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
-    for (long r = 0; r < rounds; r++) {
-        FMA16(__m512, _mm512_fmadd_ps);
-        /* opaque to the compiler: no chain may be merged with another or folded */
-        __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
-        __asm__ volatile("" : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15));
+ * room to spare; the multiplier and addend keep the values bounded and the FMAs real. The
+ * empty asm makes every chain opaque to the compiler: none may be merged with another
+ * (they start equal) or folded. W: vector width in bits, C: its register constraint. */
+#define FMA_LOOP(NAME, TARGET, T, W, C)                                                              \
+    __attribute__((target(TARGET))) static float NAME(long rounds) {                                \
+        T m = _mm##W##_set1_ps(0.999999f), d = _mm##W##_set1_ps(1e-6f);                             \
+        T a0 = _mm##W##_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0; \
+        T a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;              \
+        for (long r = 0; r < rounds; r++) {                                                         \
+            a0 = _mm##W##_fmadd_ps(a0, m, d), a1 = _mm##W##_fmadd_ps(a1, m, d);                     \
+            a2 = _mm##W##_fmadd_ps(a2, m, d), a3 = _mm##W##_fmadd_ps(a3, m, d);                     \
+            a4 = _mm##W##_fmadd_ps(a4, m, d), a5 = _mm##W##_fmadd_ps(a5, m, d);                     \
+            a6 = _mm##W##_fmadd_ps(a6, m, d), a7 = _mm##W##_fmadd_ps(a7, m, d);                     \
+            a8 = _mm##W##_fmadd_ps(a8, m, d), a9 = _mm##W##_fmadd_ps(a9, m, d);                     \
+            a10 = _mm##W##_fmadd_ps(a10, m, d), a11 = _mm##W##_fmadd_ps(a11, m, d);                 \
+            a12 = _mm##W##_fmadd_ps(a12, m, d), a13 = _mm##W##_fmadd_ps(a13, m, d);                 \
+            a14 = _mm##W##_fmadd_ps(a14, m, d), a15 = _mm##W##_fmadd_ps(a15, m, d);                 \
+            __asm__ volatile("" : "+" C(a0), "+" C(a1), "+" C(a2), "+" C(a3), "+" C(a4), "+" C(a5), \
+                             "+" C(a6), "+" C(a7));                                                 \
+            __asm__ volatile("" : "+" C(a8), "+" C(a9), "+" C(a10), "+" C(a11), "+" C(a12),         \
+                             "+" C(a13), "+" C(a14), "+" C(a15));                                   \
+        }                                                                                           \
+        T s0 = _mm##W##_add_ps(_mm##W##_add_ps(a0, a1), _mm##W##_add_ps(a2, a3));                   \
+        T s1 = _mm##W##_add_ps(_mm##W##_add_ps(a4, a5), _mm##W##_add_ps(a6, a7));                   \
+        T s2 = _mm##W##_add_ps(_mm##W##_add_ps(a8, a9), _mm##W##_add_ps(a10, a11));                 \
+        T s3 = _mm##W##_add_ps(_mm##W##_add_ps(a12, a13), _mm##W##_add_ps(a14, a15));               \
+        float v[W / 32], sum = 0;                                                                   \
+        _mm##W##_storeu_ps(v, _mm##W##_add_ps(_mm##W##_add_ps(s0, s1), _mm##W##_add_ps(s2, s3)));   \
+        for (int i = 0; i < W / 32; i++) sum += v[i];                                               \
+        return sum;                                                                                 \
     }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
-                                       _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15))));
-    return _mm512_reduce_add_ps(s);
-}
-
-__attribute__((target("avx2,fma"))) static float fma_loop_avx2(long rounds) {
-    __m256 m = _mm256_set1_ps(0.999999f), d = _mm256_set1_ps(1e-6f);
-    __m256 a0 = _mm256_set1_ps(1.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m256 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
-    for (long r = 0; r < rounds; r++) {
-        FMA16(__m256, _mm256_fmadd_ps);
-        /* opaque to the compiler: no chain may be merged with another or folded */
-        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7));
-        __asm__ volatile("" : "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11), "+x"(a12), "+x"(a13), "+x"(a14), "+x"(a15));
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)),
-                                       _mm256_add_ps(_mm256_add_ps(a12, a13), _mm256_add_ps(a14, a15))));
-    float v[8];
-    _mm256_storeu_ps(v, s);
-    return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-}
+FMA_LOOP(fma_loop_avx512, "avx512f", __m512, 512, "v")
+FMA_LOOP(fma_loop_avx2, "avx2,fma", __m256, 256, "x")
 
 static int fma_isa(void) {
     if (__builtin_cpu_supports("avx512f")) return 2;
