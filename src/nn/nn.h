@@ -10,8 +10,9 @@
  *   per plan (runs on one plan are not thread-safe); use one plan per concurrent caller.
  *   Nothing is allocated on the run path.
  * - Dense products go through OpenBLAS with its own threading switched off
- *   (openblas_set_num_threads(1), process-wide), those of LSTM/GRU/RNN through our own
- *   AVX2 kernel when the CPU has it; the plan's pool splits work by rows.
+ *   (openblas_set_num_threads(1) and its idle threads stopped, process-wide), those of LSTM/GRU/RNN through our own
+ *   kernels (AVX-512 or AVX2 + FMA, the best the CPU has, see nn_plan_opts_t.isa); the
+ *   plan's pool splits work by rows.
  * - Errors: functions return 0 or a negative NN_ERR_* and write a one-line message into
  *   err[errlen] (when err is not NULL). Nothing a file or a caller can provide aborts.
  */
@@ -84,6 +85,10 @@ const char *nn_supported_op(int i);                   /* i < nn_n_supported_ops(
 
 typedef struct nn_plan nn_plan_t;
 
+/* Kernel sets, in increasing order: a plan uses the best its CPU runs, capped by
+ * nn_plan_opts_t.isa. NN_ISA_PLAIN: OpenBLAS and plain loops only. */
+enum { NN_ISA_BEST = 0, NN_ISA_PLAIN = 1, NN_ISA_AVX2 = 2, NN_ISA_AVX512 = 3 };
+
 typedef struct {
     /* Batch size: replaces dimension 0 of every runtime input (inputs carry the batch on
      * axis 0). Ignored for inputs given in input_shapes. */
@@ -95,6 +100,8 @@ typedef struct {
     int threads;              /* worker threads incl. the caller; <= 0: number of cores */
     int mc_passes;            /* > 0: a plan for nn_run_mc with this many passes */
     int reference;            /* 1: plain reference kernels, one thread (the test oracle) */
+    int isa;                  /* NN_ISA_BEST (0), or the highest kernel set to use (tests
+                                 cover every set the machine runs) */
     size_t max_bytes;         /* cap on any one value and on the arena; 0: 4 GiB */
 } nn_plan_opts_t;
 

@@ -54,6 +54,11 @@ typedef struct {
     int in_arena;
     size_t bytes, offset;
     int first, last;     /* steps that write first / read last (liveness) */
+    int unread;          /* written by its step, read by no other and not a graph output:
+                            its kernel may skip it (planner sets it after liveness) */
+    int borrowed;        /* a runtime input that is not a graph output: during a run, data is
+                            the caller's buffer (no copy into the arena; kernels never write
+                            their inputs) */
 } nn_val_t;
 
 typedef struct nn_pool nn_pool_t;
@@ -76,6 +81,10 @@ typedef struct {
     int (*infer)(nn_step_t *s, char *err, size_t errlen);
     int (*run)(nn_exec_t *ex, nn_step_t *s);
     int min_in;          /* inputs that must be present (the planner checks them) */
+    /* Optional, after infer: asks the step to read its input 0 as [B, T, ...] where it was
+     * [T, B, ...]; 1 if it will. The planner then drops a Transpose(perm 1, 0, 2) before it
+     * and gives it the Transpose's input (one copy of the whole input less per run). */
+    int (*x_batch_first)(nn_step_t *s);
 } nn_op_t;
 
 struct nn_step {
@@ -83,6 +92,7 @@ struct nn_step {
     const nn_op_t *op;
     int node_index;
     int64_t opset;
+    int isa;             /* the plan's NN_ISA_* (resolved: never NN_ISA_BEST) */
     int n_in, n_out;
     nn_val_t **in;       /* NULL entries for absent optional inputs */
     nn_val_t **out;      /* NULL entries for unused optional outputs (kernels skip them) */
@@ -139,18 +149,46 @@ void nn_gemm(const nn_exec_t *ex, int trans_a, int trans_b, int64_t M, int64_t N
              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
              float beta, float *C, int64_t ldc);
 
-/* the recurrent products (nn_kern.c): B packed in 16-column panels, N % 16 == 0;
- * C (+)= A B[:, col0 : col0 + ncols] + bias[col0 : col0 + ncols] (bias may be NULL) */
-int nn_kern_available(void);
-void nn_vsigmoid_avx2(float *y, const float *x, int64_t n);   /* only when nn_kern_available() */
+/* Kernels of the recurrent ops, one set per instruction set: nn_kern.c (AVX2 + FMA, 6 x 16
+ * register block) and nn_kern512.c (AVX-512, 6 x 64 and the fused LSTM step), each function
+ * compiled for its target and picked at run time, so the build stays portable. A plan takes
+ * the set of its isa (nn_kern_for; NULL: none, the callers use nn_gemm and the plain loops,
+ * which stay the oracle). Weights are packed once into 16-column panels by nn_pack_b
+ * ([N/16][K][16], N % 16 == 0), the same for every set. */
+typedef struct {
+    const float *panels;  /* [W^T; R^T] stacked along K = I + H, in panels (GH = 4H columns) */
+    const float *bias;    /* [4H]: Wb + Rb */
+    int64_t I, H;         /* H % 16 == 0 */
+    const float *x;       /* the step's input rows, ldx apart */
+    int64_t ldx;
+    const float *h_in;    /* [M, H] the previous h */
+    float *c, *h_out;     /* [M, H] the cell state (updated in place) and the new h */
+    float *y;             /* NULL, or rows ldy apart that get a copy of the new h */
+    int64_t ldy;
+} nn_lstm_rows_t;
+
+typedef struct {
+    const char *name;
+    /* C[M, ncols] (+)= A[M, K] B[:, col0 : col0 + ncols] + bias[col0 : col0 + ncols] (bias may
+     * be NULL), B in panels; col0 and ncols multiples of 16. */
+    void (*mm)(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
+               int64_t lda, float *C, int64_t ldc, int acc, const float *bias);
+    /* One LSTM step for one row with the default activations, fused (H % 8 == 0):
+     * g = [i | o | f | c~] pre-activations (4H, overwritten), c and h the row's state (H each):
+     * c = sigmoid(f) c + sigmoid(i) tanh(c~), h = sigmoid(o) tanh(c). */
+    void (*lstm_cell)(float *g, float *c, float *h, int64_t H);
+    /* The whole step for M rows, product and cell together (H % 16 == 0); NULL when the set
+     * has none (the caller runs mm, then lstm_cell per row). h_in must not overlap h_out. */
+    void (*lstm_rows)(const nn_lstm_rows_t *a, int64_t M);
+} nn_kern_t;
+
+extern const nn_kern_t nn_kern_avx2, nn_kern_avx512;
+int nn_isa_best(void);                  /* the best NN_ISA_* this CPU runs */
+const nn_kern_t *nn_kern_for(int isa);  /* NULL for NN_ISA_PLAIN or a set the CPU lacks */
+int nn_kern_available(void);            /* AVX2 + FMA: the vector activations below */
+void nn_vsigmoid_avx2(float *y, const float *x, int64_t n);
 void nn_vtanh_avx2(float *y, const float *x, int64_t n);
-/* One LSTM step for one row with the default activations, fused (H % 8 == 0, only when
- * nn_kern_available()): g = [i | o | f | c~] pre-activations (4H, overwritten), c and h the
- * row's state (H each): c = sigmoid(f) c + sigmoid(i) tanh(c~), h = sigmoid(o) tanh(c). */
-void nn_lstm_cell_avx2(float *g, float *c, float *h, int64_t H);
 void nn_pack_b(float *dst, const float *B, int64_t ldb, int trans, int64_t K, int64_t N);
-void nn_kern_mm(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
-                int64_t lda, float *C, int64_t ldc, int acc, const float *bias);
 
 /* thread pool: fn(arg, ith, nth) for ith in [0, nth), the caller runs ith 0 */
 nn_pool_t *nn_pool_create(int threads);

@@ -1,9 +1,10 @@
-/* A register-blocked product for LSTM/GRU/RNN: C[M, ncols] (+)= A[M, K] B[K, col0 : col0 +
- * ncols] (+ bias[col0 : col0 + ncols] when given), with B packed once at plan time into 16-column panels
- * ([N/16][K][16]) so that each step reuses it without OpenBLAS's per-call packing (the step's
- * product is small: M = the thread's rows, K = hidden size). AVX2 + FMA with a 6 x 16
- * micro-kernel, chosen at run time from the CPU's features; elsewhere nn_kern_available()
- * is 0 and the callers use nn_gemm. The plain loop in nn_gemm stays the oracle. */
+/* The AVX2 + FMA kernel set (see nn_kern_t in nn_internal.h) and the choice of a set: a
+ * register-blocked product C[M, ncols] (+)= A[M, K] B[K, col0 : col0 + ncols] (+ bias) with B
+ * packed once at plan time into 16-column panels ([N/16][K][16]) so that each step reuses it
+ * without OpenBLAS's per-call packing (the step's product is small: M = the thread's rows,
+ * K = hidden size), a 6 x 16 micro-kernel; the fused LSTM cell; vector sigmoid/tanh. The
+ * functions carry their target attribute and are only called on CPUs that have it; the
+ * AVX-512 set is in nn_kern512.c. The plain loop in nn_gemm stays the oracle. */
 #include "nn/nn_internal.h"
 
 #include <string.h>
@@ -23,6 +24,11 @@ void nn_pack_b(float *dst, const float *B, int64_t ldb, int trans, int64_t K, in
 
 /* libgcc fills the CPU model in a constructor; reading it is a load, cheap per call. */
 int nn_kern_available(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+int nn_isa_best(void) {
+    if (!nn_kern_available()) return NN_ISA_PLAIN;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") ? NN_ISA_AVX512 : NN_ISA_AVX2;
+}
 
 /* Accumulators are named variables (an array of __m256 gets spilled to the stack); rows past
  * MR are dead code the compiler drops. */
@@ -162,7 +168,7 @@ __attribute__((target("avx2,fma"))) static inline __m256 sigmoid8_rat(__m256 x) 
     return _mm256_fmadd_ps(half, tanh8_rat(_mm256_mul_ps(half, x)), half);
 }
 
-__attribute__((target("avx2,fma"))) void nn_lstm_cell_avx2(float *g, float *c, float *h, int64_t H) {
+__attribute__((target("avx2,fma"))) static void lstm_cell_avx2(float *g, float *c, float *h, int64_t H) {
     for (int64_t k = 0; k + 8 <= H; k += 8) {
         __m256 i = sigmoid8_rat(_mm256_loadu_ps(g + k)), o = sigmoid8_rat(_mm256_loadu_ps(g + H + k));
         __m256 f = sigmoid8_rat(_mm256_loadu_ps(g + 2 * H + k)), cc = tanh8_rat(_mm256_loadu_ps(g + 3 * H + k));
@@ -174,8 +180,8 @@ __attribute__((target("avx2,fma"))) void nn_lstm_cell_avx2(float *g, float *c, f
 
 /* Rows in blocks whose A part stays in L1 (about 16 KB), then the panels, then 6 rows at a
  * time: each row block is read once per panel from L1, each panel once per row block. */
-void nn_kern_mm(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
-                int64_t lda, float *C, int64_t ldc, int acc, const float *bias) {
+static void mm_avx2(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
+                    int64_t lda, float *C, int64_t ldc, int acc, const float *bias) {
     int64_t mb = (4096 / (K > 0 ? K : 1)) / 6 * 6;
     if (mb < 6) mb = 6;
     for (int64_t m0 = 0; m0 < M; m0 += mb) {
@@ -197,22 +203,20 @@ void nn_kern_mm(const float *panels, int64_t K, int64_t col0, int64_t ncols, int
     }
 }
 
+const nn_kern_t nn_kern_avx2 = { "avx2", mm_avx2, lstm_cell_avx2, NULL };
+
 #else
 
 int nn_kern_available(void) { return 0; }
+int nn_isa_best(void) { return NN_ISA_PLAIN; }
 void nn_vsigmoid_avx2(float *y, const float *x, int64_t n) { (void)y, (void)x, (void)n; }
 void nn_vtanh_avx2(float *y, const float *x, int64_t n) { (void)y, (void)x, (void)n; }
-void nn_lstm_cell_avx2(float *g, float *c, float *h, int64_t H) { (void)g, (void)c, (void)h, (void)H; }
-
-void nn_kern_mm(const float *panels, int64_t K, int64_t col0, int64_t ncols, int64_t M, const float *A,
-                int64_t lda, float *C, int64_t ldc, int acc, const float *bias) {
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < ncols; n++) {
-            int64_t col = col0 + n, p = col / 16, j = col % 16;
-            float s = (acc ? C[m * ldc + n] : 0.0f) + (bias ? bias[col] : 0.0f);
-            for (int64_t k = 0; k < K; k++) s += A[m * lda + k] * panels[(p * K + k) * 16 + j];
-            C[m * ldc + n] = s;
-        }
-}
+const nn_kern_t nn_kern_avx2 = { "avx2", NULL, NULL, NULL };
 
 #endif
+
+const nn_kern_t *nn_kern_for(int isa) {
+    int best = nn_isa_best();
+    if (isa > best) return NULL;
+    return isa == NN_ISA_AVX512 ? &nn_kern_avx512 : isa == NN_ISA_AVX2 ? &nn_kern_avx2 : NULL;
+}

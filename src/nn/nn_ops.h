@@ -38,5 +38,6 @@ NN_DECLARE_OP(layernorm)
 NN_DECLARE_OP(lstm)
 NN_DECLARE_OP(gru)
 NN_DECLARE_OP(rnn)
+int nn_rnn_x_batch_first(nn_step_t *s);
 
 #endif

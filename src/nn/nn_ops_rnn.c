@@ -19,6 +19,8 @@ enum { ACT_SIGMOID, ACT_TANH, ACT_RELU };
 
 typedef struct {
     int kind, G, D, dir, layout, lbr, packed;
+    int xbf;         /* X is [B, T, I]: layout 1, or layout 0 with the Transpose before it
+                        folded away by the planner (nn_rnn_x_batch_first) */
     int64_t T, B, I, H, GH;
     int act[2][3];
     float clip;
@@ -26,11 +28,13 @@ typedef struct {
     size_t off_gx, off_h, off_c, off_g, off_m, off_tmp, off_bias, off_rbh; /* scratch, floats */
     float *wt, *rt;  /* packed W^T [D, I, GH], R^T [D, H, GH] (inside the same block) */
     float *rp, *wp;  /* R^T and W^T in 16-column panels per direction, when kern */
-    int kern;        /* the step's product through nn_kern_mm */
+    int kern;        /* the step's products through k->mm */
+    const nn_kern_t *k; /* the plan's kernel set (NULL: nn_gemm and plain loops) */
     /* fused LSTM (rnn_fused): [W^T; R^T] stacked along K (I + H) in 16-column panels per
      * direction, so that one product of the row [x_t | h] gives every gate; NULL: not fused */
     float *xp;
     size_t off_a;    /* scratch: the rows [x_t | h], B x (I + H) */
+    size_t off_h2;   /* scratch: the new h of a step with k->lstm_rows (the old one in off_h) */
 } rnn_t;
 
 static inline float act(int a, float x) {
@@ -94,7 +98,8 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
         }
 
     int packed = W->is_const && R->is_const;
-    int kern = packed && GH % 16 == 0 && (kind != K_GRU || H % 16 == 0) && nn_kern_available();
+    const nn_kern_t *kset = nn_kern_for(s->isa);
+    int kern = packed && GH % 16 == 0 && (kind != K_GRU || H % 16 == 0) && kset;
     /* the fused LSTM step: default activations, no clip, peepholes or sequence lengths */
     int fused = kern && kind == K_LSTM && H % 8 == 0 && !seq && !P && nn_attr_f(s->node, "clip", 0.0f) == 0;
     for (int di = 0; di < D && fused; di++)
@@ -105,13 +110,14 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     rnn_t *p = calloc(1, sizeof *p + sizeof(float) * (extra + 1));
     if (!p) FAIL(NN_ERR_NOMEM, "out of memory");
     s->packed = p;
-    p->kind = kind, p->G = G, p->D = D, p->dir = d, p->layout = layout, p->packed = packed;
+    p->kind = kind, p->G = G, p->D = D, p->dir = d, p->layout = layout, p->packed = packed, p->xbf = layout;
     p->lbr = kind == K_GRU ? (int)nn_attr_i(s->node, "linear_before_reset", 0) : 0;
     p->T = T, p->B = B, p->I = I, p->H = H, p->GH = GH;
     memcpy(p->act, acts, sizeof acts);
     p->clip = nn_attr_f(s->node, "clip", 0.0f);
     p->has_b = Bv != NULL, p->has_seq = seq != NULL, p->has_h0 = h0 != NULL, p->has_c0 = c0 != NULL, p->has_p = P != NULL;
     p->kern = kern;
+    p->k = kern ? kset : NULL;
     if (packed) {
         p->wt = (float *)(p + 1);
         p->rt = p->wt + D * I * GH;
@@ -152,6 +158,7 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     p->off_bias = off, off += (size_t)(D * GH);
     p->off_rbh = off, off += (size_t)(D * H);
     p->off_a = off, off += p->xp ? (size_t)(B * (I + H)) : 0;
+    p->off_h2 = off, off += p->xp ? (size_t)(B * H) : 0;
     s->scratch_bytes = off * sizeof(float);
 
     int64_t dy[4], dh[3];
@@ -173,7 +180,7 @@ typedef struct {
 } rjob_t;
 
 /* row of (t, b) in X and Gx; offsets of Y and of the [D, B, H] states */
-static inline int64_t xrow(const rnn_t *p, int64_t t, int64_t b) { return p->layout ? b * p->T + t : t * p->B + b; }
+static inline int64_t xrow(const rnn_t *p, int64_t t, int64_t b) { return p->xbf ? b * p->T + t : t * p->B + b; }
 static inline int64_t yoff(const rnn_t *p, int64_t t, int d, int64_t b) {
     return (p->layout ? (b * p->T + t) * p->D + d : (t * p->D + d) * p->B + b) * p->H;
 }
@@ -207,7 +214,7 @@ static void rnn_project(void *arg, int ith, int nth) {
         float *gx = j->sc + p->off_gx + d * rows * p->GH;
         const float *bias = j->sc + p->off_bias + d * p->GH;
         if (p->kern && !j->ex->reference) {
-            nn_kern_mm(p->wp + d * p->I * p->GH, p->I, 0, p->GH, r1 - r0, X + r0 * p->I, p->I, gx + r0 * p->GH, p->GH, 0, bias);
+            p->k->mm(p->wp + d * p->I * p->GH, p->I, 0, p->GH, r1 - r0, X + r0 * p->I, p->I, gx + r0 * p->GH, p->GH, 0, bias);
             continue;
         }
         const float *w = wop(p, j->s, d, 0, &tr, &ld);
@@ -221,7 +228,7 @@ static void rnn_project(void *arg, int ith, int nth) {
 static void rmul(const rjob_t *j, int d, int64_t col0, int64_t ncols, int64_t nb, const float *h, float *C, int64_t ldc, int acc) {
     const rnn_t *p = j->p;
     if (p->kern && !j->ex->reference) {
-        nn_kern_mm(p->rp + d * p->H * p->GH, p->H, col0, ncols, nb, h, p->H, C, ldc, acc, NULL);
+        p->k->mm(p->rp + d * p->H * p->GH, p->H, col0, ncols, nb, h, p->H, C, ldc, acc, NULL);
         return;
     }
     int tr;
@@ -245,7 +252,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
     const float *h0 = p->has_h0 ? s->in[5]->data : NULL;
     const float *c0 = p->has_c0 ? s->in[6]->data : NULL;
     const float *Pp = p->has_p ? s->in[7]->data : NULL;
-    float *Y = s->n_out > 0 ? s->out[0]->data : NULL;
+    float *Y = s->n_out > 0 && !s->out[0]->unread ? s->out[0]->data : NULL;
     float *G = j->sc + p->off_g, *M = j->sc + p->off_m, *tmp = j->sc + p->off_tmp;
     float clip = p->clip;
     for (int d = 0; d < p->D; d++) {
@@ -271,7 +278,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
             int64_t ldg;
             if (!seq) {
                 G0 = gx + xrow(p, rev ? T - 1 - step : step, b0) * GH;
-                ldg = (p->layout ? T : 1) * GH;
+                ldg = (p->xbf ? T : 1) * GH;
             } else {
                 for (int64_t b = b0; b < b1; b++) {
                     int64_t len = nn_val_geti(seq, b);
@@ -290,7 +297,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
                 int64_t t = rev ? len - 1 - step : step;
                 float *g = G0 + (b - b0) * ldg, *h = hs + b * H, *c = cs + b * H, *m = M + b * GH;
                 if (p->kind == K_LSTM && fast && p->kern && H % 8 == 0) {
-                    nn_lstm_cell_avx2(g, c, h, H);
+                    p->k->lstm_cell(g, c, h, H);
                 } else if (p->kind == K_LSTM && fast) {
                     float *tc = tmp + b * H;
                     nn_vsigmoid(g, g, 3 * H);                 /* i, o, f */
@@ -361,7 +368,10 @@ static void rnn_recur(void *arg, int ith, int nth) {
  * product [x_t | h] [W^T; R^T] + bias gives every gate (K = I + H), then the cell. The gates
  * of a block stay in cache; there is no T x B x 4H buffer to write and read back. Rows are
  * independent sequences, so a thread runs its rows block by block, each through all steps.
- *   x: [T, B, I] (layout 0) or [B, T, I]; a: [rows, I + H]; g: [rows, 4H] */
+ * With k->lstm_rows (H % 16 == 0), the kernel does product and cell together, reading x_t in
+ * X and h in a pair of buffers it alternates between (off_h, off_h2); otherwise x_t and h
+ * are copied side by side into A ([rows, I + H]), k->mm writes the gates into G ([rows, 4H])
+ * and k->lstm_cell runs per row. x: [T, B, I] (layout 0) or [B, T, I]. */
 #define FUSED_BLOCK 64
 static void rnn_fused(void *arg, int ith, int nth) {
     rjob_t *j = arg;
@@ -371,32 +381,55 @@ static void rnn_fused(void *arg, int ith, int nth) {
     nn_split(p->B, ith, nth, &b0, &b1);
     const float *X = s->in[0]->data;
     const float *h0 = p->has_h0 ? s->in[5]->data : NULL, *c0 = p->has_c0 ? s->in[6]->data : NULL;
-    float *Y = s->n_out > 0 ? s->out[0]->data : NULL;
+    float *Y = s->n_out > 0 && !s->out[0]->unread ? s->out[0]->data : NULL;
     float *A = j->sc + p->off_a, *G = j->sc + p->off_g;
+    int rows_kern = p->k->lstm_rows && H % 16 == 0;
     for (int64_t r0 = b0; r0 < b1; r0 += FUSED_BLOCK) {
         int64_t r1 = r0 + FUSED_BLOCK < b1 ? r0 + FUSED_BLOCK : b1, nb = r1 - r0;
         for (int d = 0; d < p->D; d++) {
             int rev = p->dir == 1 || (p->dir == 2 && d == 1);
             float *cs = j->sc + p->off_c + d * p->B * H;
             const float *panels = p->xp + d * K * GH, *bias = j->sc + p->off_bias + d * GH;
+            /* h: the block's rows of off_h (or of A's h part) */
+            float *hc = rows_kern ? j->sc + p->off_h + d * p->B * H + r0 * H : A + r0 * K + I;
+            int64_t ldh = rows_kern ? H : K;
             for (int64_t b = r0; b < r1; b++)
                 for (int64_t k = 0; k < H; k++) {
-                    A[b * K + I + k] = h0 ? h0[hoff(p, d, b) + k] : 0.0f;
+                    hc[(b - r0) * ldh + k] = h0 ? h0[hoff(p, d, b) + k] : 0.0f;
                     cs[b * H + k] = c0 ? c0[hoff(p, d, b) + k] : 0.0f;
                 }
-            for (int64_t step = 0; step < T; step++) {
-                int64_t t = rev ? T - 1 - step : step;
-                for (int64_t b = r0; b < r1; b++) memcpy(A + b * K, X + xrow(p, t, b) * I, sizeof(float) * (size_t)I);
-                nn_kern_mm(panels, K, 0, GH, nb, A + r0 * K, K, G + r0 * GH, GH, 0, bias);
-                for (int64_t b = r0; b < r1; b++) {
-                    float *h = A + b * K + I;
-                    nn_lstm_cell_avx2(G + b * GH, cs + b * H, h, H);
-                    if (Y) memcpy(Y + yoff(p, t, d, b), h, sizeof(float) * (size_t)H);
+            if (rows_kern) {
+                float *hn = j->sc + p->off_h2 + r0 * H;
+                nn_lstm_rows_t a = { panels, bias, I, H, NULL, (p->xbf ? T : 1) * I, NULL, cs + r0 * H, NULL,
+                                     NULL, p->layout ? T * p->D * H : H };
+                for (int64_t step = 0; step < T; step++) {
+                    int64_t t = rev ? T - 1 - step : step;
+                    a.x = X + xrow(p, t, r0) * I;
+                    a.h_in = hc;
+                    a.h_out = hn;
+                    a.y = Y ? Y + yoff(p, t, d, r0) : NULL;
+                    p->k->lstm_rows(&a, nb);
+                    float *sw = hc;
+                    hc = hn, hn = sw;
+                }
+            } else {
+                for (int64_t step = 0; step < T; step++) {
+                    int64_t t = rev ? T - 1 - step : step;
+                    for (int64_t b = r0; b < r1; b++) memcpy(A + b * K, X + xrow(p, t, b) * I, sizeof(float) * (size_t)I);
+                    p->k->mm(panels, K, 0, GH, nb, A + r0 * K, K, G + r0 * GH, GH, 0, bias);
+                    for (int64_t b = r0; b < r1; b++) {
+                        float *h = A + b * K + I;
+                        p->k->lstm_cell(G + b * GH, cs + b * H, h, H);
+                        if (Y) memcpy(Y + yoff(p, t, d, b), h, sizeof(float) * (size_t)H);
+                    }
                 }
             }
+            /* hc: the block's last h, ldh apart */
             for (int64_t b = r0; b < r1; b++) {
-                if (s->n_out > 1) memcpy((float *)s->out[1]->data + hoff(p, d, b), A + b * K + I, sizeof(float) * (size_t)H);
-                if (s->n_out > 2) memcpy((float *)s->out[2]->data + hoff(p, d, b), cs + b * H, sizeof(float) * (size_t)H);
+                if (s->n_out > 1 && !s->out[1]->unread)
+                    memcpy((float *)s->out[1]->data + hoff(p, d, b), hc + (b - r0) * ldh, sizeof(float) * (size_t)H);
+                if (s->n_out > 2 && !s->out[2]->unread)
+                    memcpy((float *)s->out[2]->data + hoff(p, d, b), cs + b * H, sizeof(float) * (size_t)H);
             }
         }
     }
@@ -435,6 +468,15 @@ static int rnn_run(nn_exec_t *ex, nn_step_t *s) {
     if (ex->pool && p->B >= 2 && work_h >= (1 << 20)) nn_pool_run(ex->pool, rnn_recur, &j);
     else rnn_recur(&j, 0, 1);
     return 0;
+}
+
+/* X read batch-first from now on (the planner then gives the step the Transpose's input as
+ * X): Gx follows X's row order, so only xrow and the strides change. */
+int nn_rnn_x_batch_first(nn_step_t *s) {
+    rnn_t *p = s->packed;
+    if (!p || p->layout || p->xbf) return 0;
+    p->xbf = 1;
+    return 1;
 }
 
 int nn_infer_lstm(nn_step_t *s, char *err, size_t errlen) { return rnn_infer(s, K_LSTM, err, errlen); }

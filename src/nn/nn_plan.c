@@ -10,11 +10,28 @@
 #include "nn/nn_ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* OpenBLAS's own (not in every cblas.h); the shutdown is absent from its serial build */
 void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+int blas_thread_shutdown_(void) __attribute__((weak));
+
+/* OpenBLAS runs on the calling thread (a plan's pool splits the work). Its pthread build
+ * starts worker threads when it loads, which spin on sched_yield for about 0.1 s before
+ * they sleep, taking a core from the pool while the first runs of a process go on: stop
+ * them once (setting the thread count again would start them anew, hence the check). */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_stop_threads(void) {
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+static void blas_single_threaded(void) {
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    pthread_once(&blas_once, blas_stop_threads);
+}
 
 struct nn_plan {
     const nn_model_t *m;
@@ -22,6 +39,7 @@ struct nn_plan {
     int passes;             /* 0 for a plain plan */
     int threads;
     int reference;
+    int isa;                /* NN_ISA_*: the kernel set, resolved from the options and the CPU */
     size_t max_bytes;
     nn_val_t *vals;
     int n_vals;             /* halves * n_values + dummies */
@@ -235,6 +253,7 @@ static int infer_half(nn_plan_t *p, int h, int keep_reached, int keep_unreached,
         s.node_index = ni;
         s.op = &nn_ops[n->op_id];
         s.opset = m->opset;
+        s.isa = p->isa;
         s.n_in = n->n_in;
         s.n_out = n->n_out;
         s.in = calloc((size_t)n->n_in + 1, sizeof(nn_val_t *));
@@ -362,6 +381,39 @@ static int setup_inputs(nn_plan_t *p, int h, int64_t mult, const nn_plan_opts_t 
     return 0;
 }
 
+/* A Transpose(perm 1, 0, 2) of a 3-D value whose only reader takes it as input 0 and can
+ * read that input batch-first (nn_op_t.x_batch_first: LSTM, GRU, RNN): the reader gets the
+ * Transpose's input and the Transpose step goes. Not when the transposed value is a graph
+ * output. Steps [0, n_det) are the shared part of an MC plan (stats count them). */
+static void fold_transposes(nn_plan_t *p, int n_det) {
+    const nn_model_t *m = p->m;
+    for (int si = 0; si < p->n_steps; si++) {
+        nn_step_t *t = &p->steps[si];
+        if (t->is_tile || strcmp(t->node->op, "Transpose") != 0 || t->in[0]->ndim != 3) continue;
+        int np;
+        const int64_t *perm = nn_attr_ints(t->node, "perm", &np);
+        if (np != 3 || perm[0] != 1 || perm[1] != 0 || perm[2] != 2) continue;
+        nn_val_t *v = t->out[0];
+        int is_output = 0, reads = 0, reader = -1;
+        for (int i = 0; i < m->n_outputs; i++) is_output |= v == &p->vals[m->outputs[i]] || v == p->out_stk[i];
+        for (int sj = 0; sj < p->n_steps; sj++)
+            for (int k = 0; k < p->steps[sj].n_in; k++)
+                if (p->steps[sj].in[k] == v) reads++, reader = k == 0 ? sj : -1;
+        if (is_output || reads != 1 || reader < 0) continue;
+        nn_step_t *r = &p->steps[reader];
+        if (r->is_tile || !r->op->x_batch_first || !r->op->x_batch_first(r)) continue;
+        r->in[0] = t->in[0];
+        step_clear(t);
+        memmove(t, t + 1, sizeof *t * (size_t)(p->n_steps - si - 1));
+        p->n_steps--;
+        if (p->passes) {
+            if (si < n_det) p->stats.shared_steps--, n_det--;
+            else p->stats.stacked_steps--;
+        }
+        si--;
+    }
+}
+
 int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **out, char *err, size_t errlen) {
     *out = NULL;
     nn_plan_opts_t o = opts ? *opts : (nn_plan_opts_t){ 0 };
@@ -372,6 +424,8 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     p->m = m;
     p->passes = o.mc_passes;
     p->reference = o.reference;
+    p->isa = nn_isa_best();
+    if (o.isa > 0 && o.isa < p->isa) p->isa = o.isa;
     p->max_bytes = o.max_bytes ? o.max_bytes : (size_t)4 << 30;
     int threads = o.threads > 0 ? o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
@@ -497,12 +551,17 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
         if (!p->mc_tmp) { rc = nn_errf(err, errlen, NN_ERR_NOMEM, "out of memory"); goto fail; }
     }
 
+    fold_transposes(p, n_det_steps);
+
     /* liveness: first writer step, last reader step; inputs from the start, outputs to the end */
     for (int i = 0; i < p->n_vals; i++) p->vals[i].first = p->vals[i].last = -2;
     for (int i = 0; i < m->n_inputs; i++)
         if (p->in_val[i] >= 0) {
             nn_val_t *v = &p->vals[p->in_val[i]];
-            v->in_arena = 1;
+            int is_output = 0;
+            for (int k = 0; k < m->n_outputs; k++) is_output |= m->outputs[k] == p->in_val[i];
+            v->borrowed = !is_output;
+            v->in_arena = is_output;
             v->first = -1;
             v->last = -1;
         }
@@ -522,6 +581,12 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
         nn_val_t *v = p->out_stk[i] ? p->out_stk[i] : &p->vals[m->outputs[i]];
         if (v->in_arena) v->last = p->n_steps;
     }
+    /* outputs nothing reads (an LSTM's Y when only Y_h is used): their kernels may skip them */
+    for (int si = 0; si < p->n_steps; si++)
+        for (int k = 0; k < p->steps[si].n_out; k++) {
+            nn_val_t *v = p->steps[si].out[k];
+            v->unread = v->first == si && v->last == si;
+        }
     {
         buf_t *bufs = calloc((size_t)(p->n_vals + p->n_steps + 1), sizeof *bufs);
         int nb = 0;
@@ -543,7 +608,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     }
     for (int i = 0; i < m->n_outputs; i++) p->out_det[i].data = p->vals[m->outputs[i]].data;
 
-    openblas_set_num_threads(1);
+    blas_single_threaded();
     if (p->threads > 1) {
         p->pool = nn_pool_create(p->threads);
         if (!p->pool) { rc = nn_errf(err, errlen, NN_ERR_NOMEM, "cannot start %d threads", p->threads); goto fail; }
@@ -595,7 +660,8 @@ static int execute(nn_plan_t *p, nn_exec_t *ex, const void *const *inputs, char 
         if (p->in_val[i] < 0) continue;
         nn_val_t *v = &p->vals[p->in_val[i]];
         if (!inputs || !inputs[i]) return nn_errf(err, errlen, NN_ERR_ARG, "input '%s' not given", m->values[m->inputs[i]].name);
-        memcpy(v->data, inputs[i], v->bytes);
+        if (v->borrowed) v->data = (void *)inputs[i];
+        else memcpy(v->data, inputs[i], v->bytes);
     }
     for (int si = 0; si < p->n_steps; si++) {
         nn_step_t *s = &p->steps[si];

@@ -109,6 +109,28 @@ def lstm_regressor(name, T, F, H, seed):
     save(name, graph, x, y)
 
 
+def lstm_bidir_seq(name, T, F, H, seed):
+    """A batch-first (layout 1) bidirectional LSTM whose whole sequence Y is the output: the
+    per-step writes of Y, the reverse direction and x read with the batch-first strides."""
+    rng = np.random.RandomState(seed)
+    s = 1.0 / np.sqrt(H)
+    W = rng.uniform(-s, s, (2, 4 * H, F)).astype(np.float32)
+    R = rng.uniform(-s, s, (2, 4 * H, H)).astype(np.float32)
+    B = rng.uniform(-s, s, (2, 8 * H)).astype(np.float32)
+    nodes = [helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], hidden_size=H, direction="bidirectional",
+                              layout=1, name="lstm")]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", T, F])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", T, 2, H])],
+                              [init("W", W), init("R", R), init("B", B)])
+    x = rng.normal(0, 1, (7, T, F)).astype(np.float32)
+    xt = x.astype(np.float64).transpose(1, 0, 2)
+    d = [w.astype(np.float64) for w in (W, R, B)]
+    yf, _ = np_lstm(xt, d[0][0], d[1][0], d[2][0], H)
+    yb, _ = np_lstm(xt[::-1], d[0][1], d[1][1], d[2][1], H)
+    y = np.stack([yf, yb[::-1]], axis=1).transpose(2, 0, 1, 3)  # [T, 2, B, H] -> [B, T, 2, H]
+    save(name, graph, x, y)
+
+
 def gru_regressor(name, T, F, H, seed):
     """GRU; the last time step is taken with Gather and reshaped with a shape computed in the
     graph (Shape, Gather, Unsqueeze, Concat: folded at plan time)."""
@@ -257,6 +279,11 @@ if __name__ == "__main__":
     lstm_regressor("lstm_regressor", 32, 20, 64, 1)
     lstm_regressor("lstm_regressor_37", 32, 37, 64, 2)
     gru_regressor("gru_regressor", 16, 8, 32, 3)
+    # hidden sizes the kernels' fast paths do not take whole: 24 (not a multiple of 16: the
+    # product then the cell, no register-fused step), 12 (not a multiple of 8: no fused cell)
+    lstm_regressor("lstm_h24", 6, 7, 24, 5)
+    lstm_regressor("lstm_h12", 5, 3, 12, 6)
+    lstm_bidir_seq("lstm_bidir_seq", 9, 5, 16, 7)
     mlp("mlp", 10, 4)
     bad_models()
     mc_models()

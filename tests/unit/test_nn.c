@@ -27,12 +27,21 @@ static int load_pb(const char *name, const char *suffix, nn_tensor_t *t) {
     return rc;
 }
 
-static nn_plan_t *plan(const nn_model_t *m, int64_t batch, int threads, int passes, int reference) {
-    nn_plan_opts_t o = { .batch = batch, .threads = threads, .mc_passes = passes, .reference = reference };
+/* isa: NN_ISA_BEST (0) or the kernel set to cap the plan at */
+static nn_plan_t *plan_isa(const nn_model_t *m, int64_t batch, int threads, int passes, int reference, int isa) {
+    nn_plan_opts_t o = { .batch = batch, .threads = threads, .mc_passes = passes, .reference = reference, .isa = isa };
     nn_plan_t *p = NULL;
     if (nn_plan_create(m, &o, &p, err, sizeof err)) fprintf(stderr, "plan: %s\n", err);
     return p;
 }
+
+static nn_plan_t *plan(const nn_model_t *m, int64_t batch, int threads, int passes, int reference) {
+    return plan_isa(m, batch, threads, passes, reference, NN_ISA_BEST);
+}
+
+/* The kernel sets this machine runs, from NN_ISA_PLAIN up: the tests go through each. */
+static int n_isas(void) { return nn_isa_best() - NN_ISA_PLAIN + 1; }
+static int isa_at(int i) { return NN_ISA_PLAIN + i; }
 
 /* ---- loader ---- */
 
@@ -163,15 +172,20 @@ static void test_model_info(void) {
 
 /* ---- models against numpy ---- */
 
-static void check_model(const char *name, int threads, int reference) {
+static void check_model_isa(const char *name, int threads, int reference, int isa) {
     nn_model_t *m = load(name);
     ASSERT_TRUE(m != NULL);
     nn_tensor_t x, y;
     ASSERT_EQ_INT(load_pb(name, "input", &x), 0);
     ASSERT_EQ_INT(load_pb(name, "output", &y), 0);
-    nn_plan_t *p = plan(m, x.dims[0], threads, 0, reference);
+    nn_plan_t *p = plan_isa(m, x.dims[0], threads, 0, reference, isa);
     float *out = calloc((size_t)nn_tensor_numel(&y), sizeof(float));
+    size_t xbytes = sizeof(float) * (size_t)nn_tensor_numel(&x);
+    void *x0 = malloc(xbytes);
+    memcpy(x0, x.data, xbytes);
     int rc = p ? nn_run(p, (const void *const[]){ x.data }, (void *const[]){ out }, err, sizeof err) : -1;
+    int x_kept = memcmp(x0, x.data, xbytes) == 0; /* the run reads the caller's input in place */
+    free(x0);
     double worst = 0;
     for (int64_t i = 0; !rc && i < nn_tensor_numel(&y); i++) {
         double d = fabs(out[i] - ((float *)y.data)[i]);
@@ -183,8 +197,11 @@ static void check_model(const char *name, int threads, int reference) {
     nn_tensor_free_data(&x);
     nn_tensor_free_data(&y);
     ASSERT_EQ_INT(rc, 0);
+    ASSERT_TRUE(x_kept);
     ASSERT_NEAR(worst, 0, 1e-4);
 }
+
+static void check_model(const char *name, int threads, int reference) { check_model_isa(name, threads, reference, NN_ISA_BEST); }
 
 static void test_lstm_regressor_matches_numpy(void) { check_model("lstm_regressor", 2, 0); }
 static void test_lstm_regressor_reference_kernels(void) { check_model("lstm_regressor", 1, 1); }
@@ -218,19 +235,33 @@ static void test_batch_rows_independent(void) {
     for (int b = 0; b < B; b++) ASSERT_NEAR(big[b], one[b], 1e-5);
 }
 
+/* Every kernel set this machine runs (AVX-512, AVX2 forced, none: OpenBLAS and plain loops)
+ * against numpy, on one and two threads; lstm_h24 and lstm_h12 have hidden sizes the fused
+ * paths take only in part (24: product then cell; 12: no fused cell); lstm_bidir_seq reads
+ * x batch-first, runs both directions and writes every step's h (Y is its output). */
+static void test_models_match_numpy_every_isa(void) {
+    static const char *const names[] = { "lstm_regressor", "lstm_regressor_37", "gru_regressor", "lstm_h24", "lstm_h12",
+                                         "lstm_bidir_seq" };
+    for (int i = 0; i < n_isas(); i++)
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            for (int threads = 1; threads <= 2; threads++) check_model_isa(names[k], threads, 0, isa_at(i));
+}
+
 /* The fused LSTM path (blocks of 64 rows per thread, one product per step for every gate)
- * against the reference kernels, with a batch that spans several blocks and a ragged last one. */
-static void test_lstm_fused_blocks_match_reference(void) {
-    nn_model_t *m = load("lstm_regressor");
+ * against the reference kernels, with a batch that spans several blocks and a ragged last
+ * one, rows not a multiple of the register block, for each kernel set. */
+static void check_fused_blocks(const char *name, int64_t F, int isa) {
+    nn_model_t *m = load(name);
     ASSERT_TRUE(m != NULL);
-    enum { B = 301, ROW = 32 * 20 };
-    float *x = malloc(sizeof(float) * B * ROW), fast[B], ref[B];
+    enum { B = 301 };
+    int64_t row = 32 * F;
+    float *x = malloc(sizeof(float) * (size_t)(B * row)), fast[B], ref[B];
     uint64_t s = 777;
-    for (int i = 0; i < B * ROW; i++) {
+    for (int64_t i = 0; i < B * row; i++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
         x[i] = (float)((s >> 40) / (double)(1 << 24) * 4 - 2);
     }
-    nn_plan_t *pf = plan(m, B, 2, 0, 0), *pr = plan(m, B, 1, 0, 1);
+    nn_plan_t *pf = plan_isa(m, B, 2, 0, 0, isa), *pr = plan(m, B, 1, 0, 1);
     int rc = pf && pr ? nn_run(pf, (const void *const[]){ x }, (void *const[]){ fast }, err, sizeof err) : -1;
     if (!rc) rc = nn_run(pr, (const void *const[]){ x }, (void *const[]){ ref }, err, sizeof err);
     nn_plan_free(pf);
@@ -241,11 +272,17 @@ static void test_lstm_fused_blocks_match_reference(void) {
     for (int b = 0; b < B; b++) ASSERT_NEAR(fast[b], ref[b], 1e-5);
 }
 
-/* The fused cell against the formula in double precision. */
-static void test_lstm_cell_matches_formula(void) {
-    if (!nn_kern_available()) return; /* no AVX2: the cell is never used */
-    enum { H = 64 };
-    float g[4 * H], g0[4 * H], c[H], c0[H], h[H];
+static void test_lstm_fused_blocks_match_reference(void) {
+    for (int i = 0; i < n_isas(); i++) {
+        check_fused_blocks("lstm_regressor", 20, isa_at(i));
+        check_fused_blocks("lstm_regressor_37", 37, isa_at(i));
+    }
+}
+
+/* The fused cell of each kernel set against the formula in double precision (H = 24: the
+ * AVX-512 cell's masked tail). */
+static void check_cell(const nn_kern_t *ks, int H) {
+    float g[4 * 64], g0[4 * 64], c[64], c0[64], h[64];
     uint64_t s = 99;
     for (int rep = 0; rep < 200; rep++) {
         for (int i = 0; i < 4 * H; i++) {
@@ -253,7 +290,7 @@ static void test_lstm_cell_matches_formula(void) {
             g[i] = g0[i] = (float)((s >> 40) / (double)(1 << 24) * 24 - 12); /* [-12, 12) */
         }
         for (int i = 0; i < H; i++) c[i] = c0[i] = (float)(((int)(i * 37 + rep) % 41) - 20) / 10.0f;
-        nn_lstm_cell_avx2(g, c, h, H);
+        ks->lstm_cell(g, c, h, H);
         for (int k = 0; k < H; k++) {
             double ig = 1 / (1 + exp(-(double)g0[k])), og = 1 / (1 + exp(-(double)g0[H + k]));
             double fg = 1 / (1 + exp(-(double)g0[2 * H + k])), cc = tanh((double)g0[3 * H + k]);
@@ -262,6 +299,15 @@ static void test_lstm_cell_matches_formula(void) {
             ASSERT_NEAR(h[k], og * tanh(cn), 2e-6);
         }
     }
+}
+
+static void test_lstm_cell_matches_formula(void) {
+    for (int i = 0; i < n_isas(); i++)
+        for (int H = 24; H <= 64; H += 40) {
+            const nn_kern_t *ks = nn_kern_for(isa_at(i));
+            if (!ks) continue; /* no kernels in this set: the cell is never used */
+            check_cell(ks, H);
+        }
 }
 
 /* ---- dropout and MC ---- */
@@ -409,7 +455,8 @@ static void test_mc_needs_mc_plan(void) {
     ASSERT_EQ_INT(r3, 0);
 }
 
-/* The part of the graph no Dropout reaches runs once; only the head runs on stacked passes. */
+/* The part of the graph no Dropout reaches runs once; only the head runs on stacked passes.
+ * The Transpose before the LSTM is folded into it (the LSTM reads x batch-first). */
 static void test_mc_plan_shares_the_lstm(void) {
     nn_model_t *m = load("lstm_regressor");
     ASSERT_TRUE(m != NULL);
@@ -421,8 +468,8 @@ static void test_mc_plan_shares_the_lstm(void) {
     nn_plan_free(pn);
     nn_model_free(m);
     ASSERT_TRUE(pm && pn);
-    ASSERT_EQ_INT(sn.steps, 7);          /* Transpose LSTM Squeeze Dropout Gemm Relu Gemm */
-    ASSERT_EQ_INT(sm.shared_steps, 3);   /* Transpose LSTM Squeeze, once per batch */
+    ASSERT_EQ_INT(sn.steps, 6);          /* LSTM Squeeze Dropout Gemm Relu Gemm */
+    ASSERT_EQ_INT(sm.shared_steps, 2);   /* LSTM Squeeze, once per batch */
     ASSERT_EQ_INT(sm.tiles, 1);          /* h repeated for the passes */
     ASSERT_EQ_INT(sm.stacked_steps, 4);  /* Dropout Gemm Relu Gemm on [20*16, ...] */
     ASSERT_TRUE(sn.arena_bytes < sn.value_bytes);
@@ -446,10 +493,11 @@ static void test_gemm_blas_matches_reference(void) {
         }
 }
 
-/* The packed-panel kernel of the recurrent products against the plain loop: row counts
- * around the 6-row block, column windows, accumulate or not, with and without bias. */
-static void test_kern_matches_reference(void) {
-    enum { K = 37, N = 48 };
+/* The packed-panel kernel of the recurrent products of each kernel set against the plain
+ * loop: row counts around the 6-row block, column windows (1 to 5 panels: the AVX-512 set
+ * takes 4 at a time), K odd, accumulate or not, with and without bias. */
+static void check_kern_mm(const nn_kern_t *ks) {
+    enum { K = 37, N = 80 };
     static float A[13 * K], B[K * N], P[K * N], C1[13 * N], C2[13 * N], bias[N];
     uint64_t s = 5;
     for (int i = 0; i < 13 * K; i++) { s = s * 6364136223846793005ULL + 1; A[i] = (float)((s >> 40) % 2001) / 1000.0f - 1; }
@@ -460,17 +508,75 @@ static void test_kern_matches_reference(void) {
     ref.reference = 1;
     for (int M = 1; M <= 13; M++)
         for (int col0 = 0; col0 < N; col0 += 16)
-            for (int acc = 0; acc < 2; acc++)
-                for (int wb = 0; wb < 2; wb++) {
-                    int nc = N - col0;
+            for (int w = 0; w < 4; w++) /* to the right edge, or a window of one panel */
+                for (int acc = w & 1, wb = w >> 1, once = 1; once; once = 0) {
+                    int nc = (acc ^ wb) ? 16 : N - col0;
                     for (int i = 0; i < 13 * N; i++) C1[i] = C2[i] = (float)(i % 7);
-                    nn_kern_mm(P, K, col0, nc, M, A, K, C1, N, acc, wb ? bias : NULL);
+                    ks->mm(P, K, col0, nc, M, A, K, C1, N, acc, wb ? bias : NULL);
                     nn_gemm(&ref, 0, 0, M, nc, K, 1.0f, A, K, B + col0, N, acc ? 1.0f : 0.0f, C2, N);
                     for (int m = 0; m < M; m++)
                         for (int n = 0; n < nc; n++)
                             ASSERT_NEAR(C1[m * N + n], C2[m * N + n] + (wb ? bias[col0 + n] : 0.0f), 1e-4);
                     for (int i = M * N; i < 13 * N; i++) ASSERT_NEAR(C1[i], (float)(i % 7), 0);  /* rows past M untouched */
                 }
+}
+
+static void test_kern_matches_reference(void) {
+    for (int i = 0; i < n_isas(); i++)
+        if (nn_kern_for(isa_at(i))) check_kern_mm(nn_kern_for(isa_at(i)));
+}
+
+/* The register-fused LSTM step (product and cell together) against the formula in double:
+ * rows around the 6-row block, I odd or even, one to four 16-unit slices of H, x rows
+ * further apart than I, with and without the copy into y. */
+static void check_lstm_rows(const nn_kern_t *ks, int I, int H) {
+    enum { MAXM = 13, MAXI = 37, MAXH = 64, LDY = MAXH + 5 };
+    const int K = I + H, GH = 4 * H, ldx = I + 3;
+    static float W[(MAXI + MAXH) * 4 * MAXH], P[(MAXI + MAXH) * 4 * MAXH], bias[4 * MAXH];
+    static float x[MAXM * (MAXI + 3)], hin[MAXM * MAXH], c[MAXM * MAXH], c0[MAXM * MAXH], hout[MAXM * MAXH], y[MAXM * LDY];
+    uint64_t s = 4242 + (uint64_t)(I * 100 + H);
+#define RND(scale) (s = s * 6364136223846793005ULL + 1442695040888963407ULL, (float)(((s >> 40) / (double)(1 << 24) * 2 - 1) * (scale)))
+    for (int i = 0; i < K * GH; i++) W[i] = RND(0.3);   /* [W^T; R^T]: [K, 4H] */
+    for (int i = 0; i < GH; i++) bias[i] = RND(0.5);
+    for (int i = 0; i < MAXM * ldx; i++) x[i] = RND(2.0);
+    for (int i = 0; i < MAXM * H; i++) { hin[i] = RND(1.0); c0[i] = RND(3.0); }
+#undef RND
+    nn_pack_b(P, W, GH, 0, K, GH);
+    for (int M = 1; M <= MAXM; M++)
+        for (int wy = 0; wy < 2; wy++) {
+            memcpy(c, c0, sizeof c);
+            for (int i = 0; i < MAXM * LDY; i++) y[i] = -7.0f;
+            nn_lstm_rows_t a = { P, bias, I, H, x, ldx, hin, c, hout, wy ? y : NULL, LDY };
+            ks->lstm_rows(&a, M);
+            for (int m = 0; m < M; m++)
+                for (int k = 0; k < H; k++) {
+                    double g[4];
+                    for (int q = 0; q < 4; q++) {
+                        int col = q * H + k;
+                        g[q] = bias[col];
+                        for (int i = 0; i < I; i++) g[q] += (double)x[m * ldx + i] * W[i * GH + col];
+                        for (int i = 0; i < H; i++) g[q] += (double)hin[m * H + i] * W[(I + i) * GH + col];
+                    }
+                    double ig = 1 / (1 + exp(-g[0])), og = 1 / (1 + exp(-g[1])), fg = 1 / (1 + exp(-g[2]));
+                    double cn = fg * c0[m * H + k] + ig * tanh(g[3]), hn = og * tanh(cn);
+                    ASSERT_NEAR(c[m * H + k], cn, 2e-6 * (1 + fabs(cn)));
+                    ASSERT_NEAR(hout[m * H + k], hn, 2e-6);
+                    ASSERT_NEAR(y[m * LDY + k], wy ? hn : -7.0, wy ? 2e-6 : 0);
+                }
+            for (int i = M * H; i < MAXM * H; i++) ASSERT_NEAR(c[i], c0[i], 0); /* rows past M untouched */
+        }
+}
+
+static void test_lstm_rows_matches_formula(void) {
+    static const int sizes[][2] = { { 20, 64 }, { 37, 64 }, { 1, 16 }, { 7, 32 }, { 8, 48 } };
+    int ran = 0;
+    for (int i = 0; i < n_isas(); i++) {
+        const nn_kern_t *ks = nn_kern_for(isa_at(i));
+        if (!ks || !ks->lstm_rows) continue;
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) check_lstm_rows(ks, sizes[k][0], sizes[k][1]);
+        ran++;
+    }
+    if (nn_isa_best() >= NN_ISA_AVX512) ASSERT_TRUE(ran > 0);
 }
 
 static void test_fast_activations_close_to_libm(void) {
@@ -536,6 +642,8 @@ int main(void) {
         TEST_CASE(test_mc_plan_shares_the_lstm),
         TEST_CASE(test_gemm_blas_matches_reference),
         TEST_CASE(test_kern_matches_reference),
+        TEST_CASE(test_lstm_rows_matches_formula),
+        TEST_CASE(test_models_match_numpy_every_isa),
         TEST_CASE(test_fast_activations_close_to_libm),
     };
     return test_main("nn", cases, (int)(sizeof cases / sizeof cases[0]));
