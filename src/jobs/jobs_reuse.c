@@ -23,6 +23,7 @@ typedef struct {
     uint64_t k1, k2;       /* request: model, parameters, entity list */
     uint64_t d1, d2;       /* the stamps' digest */
     uint64_t cache_gen;
+    uint64_t mutations;    /* the graph's mutation count the job saw throughout, or 0 */
     int64_t expires_ms;    /* monotonic */
     long n;
     store_job_t job;
@@ -59,7 +60,7 @@ void jobs_reuse_key(const char *model, const char *params_json, const char *ids,
 }
 
 void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint64_t d2, uint64_t cache_gen,
-                    int ttl_s, long n, const store_job_t *job) {
+                    uint64_t mutations, int ttl_s, long n, const store_job_t *job) {
     if (!r || ttl_s <= 0) return;
     pthread_mutex_lock(&r->mu);
     reuse_entry_t *e = &r->slots[k1 % REUSE_SLOTS];
@@ -68,6 +69,7 @@ void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint
     e->d1 = d1;
     e->d2 = d2;
     e->cache_gen = cache_gen;
+    e->mutations = mutations;
     e->expires_ms = mono_ms() + (int64_t)ttl_s * 1000;
     e->n = n;
     e->job = *job;
@@ -85,6 +87,15 @@ int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2,
     pthread_mutex_unlock(&r->mu);
     if (e.k1 != k1 || e.k2 != k2 || e.n != n || e.expires_ms <= mono_ms() || e.cache_gen != cache_generation(c))
         return 0;
+    /* nothing at all changed in the graph since before that job was computed: its results
+     * still hold, no need to look at each entity */
+    graph_rdlock(j->g);
+    uint64_t mutations = j->g->mutations;
+    graph_unlock(j->g);
+    if (e.mutations && e.mutations == mutations) {
+        *out = e.job;
+        return 1;
+    }
     /* the same request: are its entities in the state its results hold for? */
     const char **ptr = malloc((size_t)n * sizeof *ptr);
     int64_t *slots = malloc((size_t)n * sizeof *slots);
