@@ -172,7 +172,7 @@ void graph_upsert_entity_locked(graph_t *g, const char *id, const json_t *props,
     g->field[i] = prop_number(props, "field", 0.0);
     g->threshold[i] = prop_number(props, "threshold", NAN);
     version_set(g, (uint32_t)i, version);
-    g->mutations++;
+    __atomic_add_fetch(&g->mutations, 1, __ATOMIC_RELEASE);
 out:
     return;
 }
@@ -199,7 +199,7 @@ void graph_delete_entity(graph_t *g, const char *id) {
 
 void graph_delete_entity_locked(graph_t *g, const char *id) {
     int64_t i = graph_find(g, id);
-    g->mutations++;
+    __atomic_add_fetch(&g->mutations, 1, __ATOMIC_RELEASE);
     if (i >= 0) {
         graph_adj_t *a = &g->adj[i];
         for (uint32_t k = 0; k < a->n; k++) {
@@ -277,7 +277,7 @@ void graph_add_relationship_locked(graph_t *g, const char *a, const char *b, dou
         /* each end now reads the other (the store bumps both versions as well) */
         if (g->version[j] > g->reach_version[i]) g->reach_version[i] = g->version[j];
         if (g->version[i] > g->reach_version[j]) g->reach_version[j] = g->version[i];
-        g->mutations++;
+        __atomic_add_fetch(&g->mutations, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -290,7 +290,7 @@ void graph_set_version(graph_t *g, const char *id, uint64_t version) {
 void graph_set_version_locked(graph_t *g, const char *id, uint64_t version) {
     int64_t i = graph_find(g, id);
     if (i >= 0) version_set(g, (uint32_t)i, version);
-    g->mutations++;
+    __atomic_add_fetch(&g->mutations, 1, __ATOMIC_RELEASE);
 }
 
 void graph_wrlock(graph_t *g) { pthread_rwlock_wrlock(&g->lock); }

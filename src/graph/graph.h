@@ -38,11 +38,15 @@ typedef struct graph {
     uint32_t live;         /* entities present */
     uint64_t edges;        /* adjacency entries / 2 */
     uint64_t graph_version;/* bumped on every relationship change */
-    uint64_t mutations;    /* bumped by every mutator: equal before and after = nothing changed */
+    uint64_t mutations;    /* bumped by every mutator: equal before and after = nothing changed
+                            * (atomic: graph_mutations() reads it without the lock) */
 } graph_t;
 
 graph_t *graph_new(void);
 void graph_free(graph_t *g);
+
+/* The mutation count, read without the lock (it only grows). */
+static inline uint64_t graph_mutations(const graph_t *g) { return __atomic_load_n(&g->mutations, __ATOMIC_ACQUIRE); }
 
 void graph_rdlock(graph_t *g);
 void graph_unlock(graph_t *g);

@@ -89,10 +89,7 @@ int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2,
         return 0;
     /* nothing at all changed in the graph since before that job was computed: its results
      * still hold, no need to look at each entity */
-    graph_rdlock(j->g);
-    uint64_t mutations = j->g->mutations;
-    graph_unlock(j->g);
-    if (e.mutations && e.mutations == mutations) {
+    if (e.mutations && e.mutations == graph_mutations(j->g)) {
         *out = e.job;
         return 1;
     }

@@ -213,9 +213,7 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
     /* the same request, done earlier in its submission, with every entity as it was then:
      * that job already holds these results (jobs_reuse.c) */
     uint64_t rk1 = 0, rk2 = 0, cache_gen = cache_generation(jobs_cache(j));
-    graph_rdlock(j->g);
-    const uint64_t mutations0 = j->g->mutations; /* before any lookup of this job */
-    graph_unlock(j->g);
+    const uint64_t mutations0 = graph_mutations(j->g); /* before any lookup of this job */
     cache_scope_t rscope = {0};
     if ((!idem_key || !*idem_key) && n <= REUSE_MAX_ENTITIES)
         jobs_cache_scope(j, md, params, params_json, blob.data, blob.len, &rscope);
@@ -293,9 +291,7 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
     free(params_json);
     if (rc == 0) jobs_prefill_counted(j, &pf);
     if (rc == 0 && n_chunks == 0 && pf.stamped == n && rscope.dep != CACHE_DEP_NONE && (rk1 || rk2)) {
-        graph_rdlock(j->g);
-        const uint64_t mutations1 = j->g->mutations;
-        graph_unlock(j->g);
+        const uint64_t mutations1 = graph_mutations(j->g);
         jobs_reuse_put(j->reuse, rk1, rk2, pf.digest1, pf.digest2, cache_gen,
                        mutations1 == mutations0 ? mutations0 : 0, rscope.ttl_s, n, &nj.job);
     }

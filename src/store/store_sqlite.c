@@ -819,12 +819,23 @@ static void run_group(store_t *st, op_t *ops) {
 }
 
 #define CKPT_PAGES 2000 /* WAL pages (4 KiB each in new databases, 16 KiB in older ones) that trigger a checkpoint */
+/* Under a steady load with readers, the WAL seldom starts over by itself: it may only when a
+ * write begins with every frame checkpointed and no reader on the old frames, and a reader
+ * is nearly always active. It would grow without bound (hundreds of MB a minute under the
+ * benchmark). Past this many pages the writer itself, between two groups (it holds the write
+ * lock then without competing for it), runs SQLITE_CHECKPOINT_RESTART: it copies the few
+ * frames the passive checkpoints left, waits for the readers of the old frames (short reads),
+ * and the next write starts the WAL over. It waits at most CKPT_RESTART_WAIT_MS for them,
+ * else gives up until the next group. */
+#define CKPT_RESTART_PAGES 8192
+#define CKPT_RESTART_WAIT_MS 100
 
 /* sqlite3_wal_hook: runs on the writer after each commit (replaces the auto-checkpoint). */
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
     (void)db;
     (void)name;
     store_t *st = arg;
+    st->wal_pages = pages; /* the writer thread: read by writer_main after the group */
     if (pages >= CKPT_PAGES) {
         pthread_mutex_lock(&st->ckpt_mu);
         st->ckpt_wanted = 1;
@@ -839,6 +850,14 @@ static void *ckpt_main(void *arg) {
     char err[256];
     conn_t *c = conn_open(st->path, 0, err, sizeof err);
     if (!c) LOG_E("store: checkpointer cannot open the database", "err=\"%s\"", err);
+    else {
+        sqlite3_busy_timeout(c->db, CKPT_RESTART_WAIT_MS);
+        /* SQLite opens the file at a connection's first statement: until then it is not in
+         * WAL mode, and sqlite3_wal_checkpoint_v2 returns OK having done nothing (-1 frames).
+         * Every checkpoint here was such a no-op before this read. */
+        if (sqlite3_exec(c->db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK)
+            LOG_E("store: checkpointer cannot read the database", "err=\"%s\"", sqlite3_errmsg(c->db));
+    }
     pthread_mutex_lock(&st->ckpt_mu);
     for (;;) {
         while (!st->ckpt_wanted && !st->ckpt_stop) pthread_cond_wait(&st->ckpt_cv, &st->ckpt_mu);
@@ -846,13 +865,32 @@ static void *ckpt_main(void *arg) {
         st->ckpt_wanted = 0;
         pthread_mutex_unlock(&st->ckpt_mu);
         int log_pages = 0, done_pages = 0;
-        if (c && sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages) != SQLITE_OK)
+        if (c && !atomic_load(&st->restart_wanted) &&
+            sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_pages, &done_pages) != SQLITE_OK)
             LOG_W("store: checkpoint failed", "err=\"%s\"", sqlite3_errmsg(c->db));
         pthread_mutex_lock(&st->ckpt_mu);
     }
     pthread_mutex_unlock(&st->ckpt_mu);
     conn_close(c);
     return NULL;
+}
+
+/* See CKPT_RESTART_PAGES. Writer thread, between groups (their submitters are answered). */
+static void wal_restart(store_t *st) {
+    sqlite3 *db = st->w->db;
+    int log_pages = 0, done_pages = 0;
+    /* the checkpointer starts no passive run until this succeeds: one in progress makes the
+     * restart fail at once (SQLite does not wait for the checkpoint lock), and with a run
+     * started after every commit it would fail every time */
+    atomic_store(&st->restart_wanted, 1);
+    sqlite3_busy_timeout(db, CKPT_RESTART_WAIT_MS);
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, &log_pages, &done_pages);
+    sqlite3_busy_timeout(db, SQ_BUSY_TIMEOUT_MS);
+    if (rc == SQLITE_BUSY) return; /* after the next group */
+    atomic_store(&st->restart_wanted, 0);
+    if (rc == SQLITE_OK) st->ckpt_restarts++;
+    else LOG_W("store: checkpoint failed", "err=\"%s\"", sqlite3_errmsg(db));
+    st->wal_pages = 0; /* not again before the WAL has grown as much once more */
 }
 
 static void *writer_main(void *arg) {
@@ -866,6 +904,7 @@ static void *writer_main(void *arg) {
         if (!ops) break; /* stop with nothing left */
         /* keep the async ops' pointers: run_group frees them */
         run_group(st, ops);
+        if (st->wal_pages >= CKPT_RESTART_PAGES) wal_restart(st);
     }
     return NULL;
 }
@@ -928,7 +967,7 @@ static conn_t *conn_open(const char *path, int create, char *err, size_t errlen)
         conn_close(c);
         return NULL;
     }
-    sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
     return c;
 }
 
@@ -983,7 +1022,7 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     sqlite3_finalize(s);
     if (uv > SCHEMA_VERSION) { sq_seterr(err, errlen, "%s has schema version %d; this predictd knows up to %d", st->path, uv, SCHEMA_VERSION); goto fail; }
     char pragmas[256];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-131072; PRAGMA temp_store=MEMORY;", sync_sql);
+    snprintf(pragmas, sizeof pragmas, "PRAGMA page_size=4096; PRAGMA journal_mode=WAL; %s; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;", sync_sql);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK) goto fail_msg;
     /* version 1 kept the ids in the jobs row: move them to job_ids */

@@ -5,6 +5,7 @@
 #define PREDICTD_STORE_SQLITE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,8 @@ enum {
     Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_OBS_GET,
     Q_TX_BEGIN, Q_TX_SAVEPOINT, Q_TX_ROLLBACK_TO, Q_TX_RELEASE, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_COUNT
 };
+
+#define SQ_BUSY_TIMEOUT_MS 10000 /* how long a connection waits for a lock */
 
 typedef struct conn {
     sqlite3 *db;
@@ -125,6 +128,9 @@ struct store {
     pthread_mutex_t ckpt_mu; /* protects ckpt_wanted, ckpt_stop */
     pthread_cond_t ckpt_cv;
     int ckpt_wanted, ckpt_stop;
+    uint64_t ckpt_restarts;  /* WAL start-overs forced by the writer (its thread only) */
+    int wal_pages;           /* frames in the WAL after the last commit (writer thread only) */
+    _Atomic int restart_wanted; /* the writer waits to restart the WAL: no passive run meanwhile */
     pthread_t ckpt;
     int ckpt_started;
 
