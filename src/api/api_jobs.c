@@ -85,7 +85,7 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
 void api_job_get(api_req_t *rq, api_resp_t *rs) {
     if (!require_jobs(rq, rs)) return;
     store_job_t job;
-    int rc = strlen(rq->param) < sizeof job.id ? store_job_get(rq->app->store, rq->param, &job) : 1;
+    int rc = strlen(rq->param) < sizeof job.id ? jobs_job_get(rq->app->jobs, rq->param, &job) : 1;
     if (rc == 1) job_not_found(rs, rq->param);
     else if (rc != 0) api_error(rs, 503, "store_unavailable", NULL, "the store could not read the job");
     else {

@@ -17,6 +17,7 @@ typedef struct predictd_config {
     int chunk_size;            /* entities per chunk: unit of work, progress and retry */
     long max_chunks;           /* a bigger job gets bigger chunks, at most this many */
     long inline_max_entities;  /* a job needing at most this many computed is done in its submission */
+    long recent_bytes;         /* jobs done in their submission kept in memory for their reads */
     long max_entities;         /* ids per job; more gets 422 */
     long max_queue_chunks;     /* pending chunks; over it submissions get 429 */
     int max_attempts;          /* attempts per chunk before it goes to the dead letters */

@@ -788,6 +788,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     pthread_cond_init(&j->work_cv, NULL);
     pthread_cond_init(&j->idle_cv, NULL);
     j->reuse = jobs_reuse_new(); /* NULL (no memory) only means no reuse */
+    j->recent = jobs_recent_new(cfg->recent_bytes > 0 ? (size_t)cfg->recent_bytes : 0);
     describe_metrics(m);
     if (recover(j, NULL, err, errlen) < 0) goto fail;
     j->threads = calloc((size_t)j->n_workers, sizeof *j->threads);
@@ -875,6 +876,7 @@ void jobs_free(jobs_t *j) {
     free(j->delayed);
     free(j->threads);
     jobs_reuse_free(j->reuse);
+    jobs_recent_free(j->recent);
     pthread_cond_destroy(&j->work_cv);
     pthread_cond_destroy(&j->idle_cv);
     pthread_mutex_destroy(&j->mu);

@@ -84,6 +84,9 @@ int jobs_deadletter_retry(jobs_t *j, long deadletter_id, char job_id[32]);
  * failing (503 store_unavailable). */
 int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, buf_t *out,
                       jobs_error_t *err);
+/* The job record: from memory for a job done in its submission lately, else the store's.
+ * 0 ok, 1 not found, -1 store error. */
+int jobs_job_get(jobs_t *j, const char *id, store_job_t *job);
 
 /* The job's summary (one JSON value, from models with xSummary, e.g. cascade sizes per
  * generation), kept with its first chunk's results. 0 appended to out, 1 none (yet). */

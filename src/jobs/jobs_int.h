@@ -60,6 +60,7 @@ struct jobs {
     cache_t *cache;         /* NULL: no result cache; set once under mu (jobs_attach_cache) */
     struct bus *bus;        /* NULL: no events; set once under mu (jobs_attach_bus) */
     struct jobs_reuse *reuse; /* identical requests (jobs_reuse.c); NULL: none */
+    struct jobs_recent *recent; /* recently finished jobs in memory (jobs_recent.c); NULL: none */
 
     pthread_mutex_t mu;     /* protects everything below */
     pthread_cond_t work_cv; /* workers: new chunk, delay due, stop, work loaded */
@@ -136,6 +137,19 @@ typedef struct {
     uint64_t digest1, digest2;
     long stamped;                /* entities in the digest */
 } jobs_prefill_t;
+/* jobs_recent.c: jobs done in their submission, record and results in memory for a while. */
+typedef struct jobs_recent jobs_recent_t;
+typedef struct jobs_recent_entry jobs_recent_entry_t;
+jobs_recent_t *jobs_recent_new(size_t max_bytes); /* NULL: max_bytes 0 or no memory */
+void jobs_recent_free(jobs_recent_t *r);
+/* Keeps the finished job with its n settled chunk blobs (one per chunk), taking their
+ * ownership (their pointers in settled are set to NULL) when it does. */
+void jobs_recent_put(jobs_recent_t *r, const store_job_t *job, store_chunk_blob_t *settled, size_t n);
+/* The entry of job id with a reference held (job filled), or NULL. */
+const jobs_recent_entry_t *jobs_recent_get(jobs_recent_t *r, const char *id, store_job_t *job);
+void jobs_recent_blob(const jobs_recent_entry_t *e, uint32_t chunk, const void **blob, size_t *len);
+void jobs_recent_release(jobs_recent_t *r, const jobs_recent_entry_t *e);
+
 /* jobs_reuse.c: identical requests answered with the job already holding their results. */
 typedef struct jobs_reuse jobs_reuse_t;
 jobs_reuse_t *jobs_reuse_new(void);

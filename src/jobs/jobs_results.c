@@ -115,8 +115,9 @@ static int reader_next(blob_reader_t *r, uint8_t *code, const char **id, size_t 
 typedef struct {
     uint32_t from;
     long n;
-    char **blobs;   /* [chunk - from] copies */
+    char **blobs;   /* [chunk - from] copies (borrowed: pointers into a recent entry) */
     size_t *lens;
+    int borrowed;
 } scan_t;
 
 static void scan_fn(void *arg, uint32_t chunk, const void *blob, size_t len) {
@@ -161,10 +162,21 @@ static void put_error(buf_t *out, const char *id, size_t id_len, const char *cod
     buf_puts(out, "}}");
 }
 
+int jobs_job_get(jobs_t *j, const char *id, store_job_t *job) {
+    const jobs_recent_entry_t *rec = jobs_recent_get(j->recent, id, job);
+    if (rec) {
+        jobs_recent_release(j->recent, rec);
+        return 0;
+    }
+    return store_job_get(j->st, id, job);
+}
+
 int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, buf_t *out,
                       jobs_error_t *err) {
     store_job_t job;
-    if (store_job_get(j->st, id, &job) != 0) return 1;
+    /* a job done in its submission is usually still at hand (jobs_recent.c) */
+    const jobs_recent_entry_t *rec = jobs_recent_get(j->recent, id, &job);
+    if (!rec && store_job_get(j->st, id, &job) != 0) return 1;
     long off = 0;
     if (cursor && *cursor) {
         char *end = NULL;
@@ -178,6 +190,7 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
                 snprintf(err->message, sizeof err->message,
                          "cursor must be a next_cursor returned by this endpoint");
             }
+            jobs_recent_release(j->recent, rec);
             return -1;
         }
         off = (long)v;
@@ -193,7 +206,9 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
     job_work_t *work = NULL;
     long dead_entities = 0; /* a cancelled job's never-run ones (the store counts dead chunks') */
     int rc = 0;
-    if (!settled || store_job_settled_chunks(j->st, job.id, settled, job.n_chunks) != 0) {
+    if (settled && rec) {
+        memset(settled, 1, (size_t)job.n_chunks); /* every chunk, with its blob */
+    } else if (!settled || store_job_settled_chunks(j->st, job.id, settled, job.n_chunks) != 0) {
         rc = -2;
         goto done;
     }
@@ -219,7 +234,14 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
         sc.blobs = calloc((size_t)sc.n, sizeof *sc.blobs);
         sc.lens = calloc((size_t)sc.n, sizeof *sc.lens);
         if (!sc.blobs || !sc.lens) { rc = -2; goto done; }
-        if (store_results_scan(j->st, job.id, sc.from, (uint32_t)(sc.from + sc.n - 1), scan_fn, &sc) != 0) {
+        if (rec) {
+            sc.borrowed = 1;
+            for (long k = 0; k < sc.n; k++) {
+                const void *b;
+                jobs_recent_blob(rec, sc.from + (uint32_t)k, &b, &sc.lens[k]);
+                sc.blobs[k] = (char *)b;
+            }
+        } else if (store_results_scan(j->st, job.id, sc.from, (uint32_t)(sc.from + sc.n - 1), scan_fn, &sc) != 0) {
             rc = -2;
             goto done;
         }
@@ -327,8 +349,9 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
     buf_json_double(out, job.exec_ms);
     buf_puts(out, "}}");
 done:
-    if (sc.blobs)
+    if (sc.blobs && !sc.borrowed)
         for (long k = 0; k < sc.n; k++) free(sc.blobs[k]);
+    jobs_recent_release(j->recent, rec);
     free(sc.blobs);
     free(sc.lens);
     if (work) {

@@ -320,6 +320,8 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
     }
     long ahead_all = (long)(j->heap_n + j->delayed_n);
     pthread_mutex_unlock(&j->mu);
+    /* done in its submission: its record and results stay at hand for the reads that follow */
+    if (rc == 0 && n_chunks == 0) jobs_recent_put(j->recent, &nj.job, pf.settled, pf.n_settled);
     const long pf_inline = pf.inline_n, pf_inline_failed = pf.inline_failed;
     jobs_prefill_free(&pf);
     json_decref(params);
