@@ -575,32 +575,48 @@ static void set_cursor(CURL *curl, page_t *pg, json_t *next) {
     }
 }
 
-/* One pass over the quotes of the page (see "Reading a results page cheaply" above). */
+static int blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+
+/* The keys next_cursor and execution_time_ms over the quotes of [q, end). */
+static void probe_tail(const char *q, const char *end, json_t **next, json_t **ms) {
+    const char *v;
+    while (q < end && (q = memchr(q, '"', (size_t)(end - q))) != NULL) {
+        v = NULL;
+        if (q + 1 < end && q[1] == 'e' && !*ms && (v = key_at(q, end, "execution_time_ms", 17)))
+            *ms = value_at(v, end);
+        else if (q + 1 < end && q[1] == 'n' && !*next && (v = key_at(q, end, "next_cursor", 11)))
+            *next = value_at(v, end);
+        q = v ? v : q + 1;
+    }
+}
+
+/* One pass over the page's '{' (see "Reading a results page cheaply" above): an entry opens
+ * with `{"entity_id":`, a prediction is the object after `"prediction":`; both sit next to a
+ * '{', which a page has eight times fewer of than quotes. next_cursor and metadata follow the
+ * results: their keys are looked for in the page's tail (the whole page if not there). */
+#define PROBE_TAIL 4096
 static void page_probe(conn_t *c, page_t *pg) {
-    const char *q = c->body ? c->body : "", *end = q + c->len, *v;
+    const char *b = c->body ? c->body : "", *q = b, *end = b + c->len;
     json_t *next = NULL, *ms = NULL;
     memset(pg, 0, sizeof *pg);
     pg->execution_time_ms = NAN;
-    while (q < end && (q = memchr(q, '"', (size_t)(end - q))) != NULL) {
-        v = NULL;
-        switch (q + 1 < end ? q[1] : 0) { /* most quotes start none of the keys */
-        case 'e':
-            if ((v = key_at(q, end, "entity_id", 9)))
-                pg->results++;
-            else if (!ms && (v = key_at(q, end, "execution_time_ms", 17)))
-                ms = value_at(v, end);
-            break;
-        case 'p':
-            if ((v = key_at(q, end, "prediction", 10)))
-                pg->predictions += v < end && *v == '{';
-            break;
-        case 'n':
-            if (!next && (v = key_at(q, end, "next_cursor", 11)))
-                next = value_at(v, end);
-            break;
+    static const char PRED[] = "\"prediction\"";
+    const size_t pl = sizeof PRED - 1;
+    while (q < end && (q = memchr(q, '{', (size_t)(end - q))) != NULL) {
+        const char *k = q + 1;
+        while (k < end && blank(*k)) k++;
+        if (k < end && *k == '"' && key_at(k, end, "entity_id", 9)) pg->results++;
+        const char *p = q - 1;
+        while (p > b && blank(*p)) p--;
+        if (p > b && *p == ':') {
+            p--;
+            while (p > b && blank(*p)) p--;
+            if ((size_t)(p - b) + 1 >= pl && memcmp(p + 1 - pl, PRED, pl) == 0) pg->predictions++;
         }
-        q = v ? v : q + 1;
+        q++;
     }
+    probe_tail(c->len > PROBE_TAIL ? end - PROBE_TAIL : b, end, &next, &ms);
+    if (!next && c->len > PROBE_TAIL) probe_tail(b, end, &next, &ms);
     set_cursor(c->curl, pg, next);
     if (json_is_number(ms))
         pg->execution_time_ms = json_number_value(ms);
