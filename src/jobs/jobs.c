@@ -516,7 +516,7 @@ static void *worker_main(void *arg) {
                 rc = -1;
             } else {
                 /* entities served from the cache are filled in; the model computes the rest */
-                cache_run = jobs_cache_begin(j, md, rt->work, rt->work->ids + from, n, codes, vals);
+                cache_run = jobs_cache_begin(j, md, rt->work, NULL, rt->work->ids + from, n, codes, vals);
                 if (!cache_run)
                     rc = run_chunk(j, md, rt->id, rt->work, rt->work->ids + from, n, token, codes,
                                    vals, NULL, err, sizeof err);

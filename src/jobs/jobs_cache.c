@@ -149,25 +149,31 @@ void jobs_cache_run_free(jobs_cache_run_t *r) {
     free(r);
 }
 
-jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const char *const *ids,
-                                   uint32_t n, uint8_t *codes, double *vals) {
+jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const cache_scope_t *scope,
+                                   const char *const *ids, uint32_t n, uint8_t *codes, double *vals) {
     cache_t *c = cache_of(j);
     if (!c || n == 0) return NULL;
-    pthread_mutex_lock(&j->mu);
-    if (!w->cache_scope_set) {
-        char *pj = json_dumps(w->params, JSON_COMPACT | JSON_SORT_KEYS); /* as the store keeps it */
-        if (pj) {
-            size_t len = 0;
-            if (w->n > 0) len = (size_t)(w->ids[w->n - 1] - w->ids_blob) + strlen(w->ids[w->n - 1]) + 1;
-            scope_for(j, md, w->params, pj, w->ids_blob, len, &w->cache_scope);
-            w->cache_scope_set = 1;
+    cache_scope_t s;
+    if (scope) {
+        s = *scope;
+    } else {
+        pthread_mutex_lock(&j->mu);
+        if (!w->cache_scope_set) {
+            char *pj = json_dumps(w->params, JSON_COMPACT | JSON_SORT_KEYS); /* as the store keeps it */
+            if (pj) {
+                size_t len = 0;
+                if (w->n > 0) len = (size_t)(w->ids[w->n - 1] - w->ids_blob) + strlen(w->ids[w->n - 1]) + 1;
+                scope_for(j, md, w->params, pj, w->ids_blob, len, &w->cache_scope);
+                w->cache_scope_set = 1;
+            }
+            free(pj);
         }
-        free(pj);
+        s = w->cache_scope;
+        int set = w->cache_scope_set;
+        pthread_mutex_unlock(&j->mu);
+        if (!set) return NULL;
     }
-    cache_scope_t s = w->cache_scope;
-    int set = w->cache_scope_set;
-    pthread_mutex_unlock(&j->mu);
-    if (!set || s.dep == CACHE_DEP_NONE) return NULL;
+    if (s.dep == CACHE_DEP_NONE) return NULL;
 
     const int no = md->n_outputs;
     jobs_cache_run_t *r = calloc(1, sizeof *r);
@@ -198,17 +204,20 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
         r->miss_at[r->n_miss] = k;
         r->stamp[r->n_miss] = stamps[k];
         r->slot[r->n_miss] = slots[k];
+        r->miss_ids[r->n_miss] = ids[k];
         r->n_miss++;
-        bytes += strlen(ids[k]) + 1;
+        if (!scope) bytes += strlen(ids[k]) + 1;
     }
-    r->ids_copy = malloc(bytes ? bytes : 1);
-    if (!r->ids_copy) goto fail;
-    char *p = r->ids_copy;
-    for (uint32_t q = 0; q < r->n_miss; q++) {
-        size_t len = strlen(ids[r->miss_at[q]]) + 1;
-        memcpy(p, ids[r->miss_at[q]], len);
-        r->miss_ids[q] = p;
-        p += len;
+    if (!scope) { /* a worker's: the job's ids may be gone by the commit, keep a copy */
+        r->ids_copy = malloc(bytes ? bytes : 1);
+        if (!r->ids_copy) goto fail;
+        char *p = r->ids_copy;
+        for (uint32_t q = 0; q < r->n_miss; q++) {
+            size_t len = strlen(r->miss_ids[q]) + 1;
+            memcpy(p, r->miss_ids[q], len);
+            r->miss_ids[q] = p;
+            p += len;
+        }
     }
     cache_count(c, &s, (long)(n - r->n_miss), (long)r->n_miss);
     free(stamps);

@@ -200,7 +200,7 @@ typedef struct {
     cache_scope_t scope;
     uint32_t n_miss;
     uint32_t *miss_at;         /* index in the chunk of each entity to compute */
-    const char **miss_ids;     /* into ids_copy */
+    const char **miss_ids;     /* into ids_copy, or the caller's ids (jobs_cache_begin) */
     char *ids_copy;            /* the missing ids (the job's work may be gone at commit) */
     uint8_t *miss_codes;
     double *miss_vals;         /* n_miss * n_outputs */
@@ -211,8 +211,10 @@ typedef struct {
     uint64_t graph_mutations;  /* the graph's mutation count when the stamps were read */
 } jobs_cache_run_t;
 /* NULL: no caching for this job (compute ids as usual). */
-jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const char *const *ids,
-                                   uint32_t n, uint8_t *codes, double *vals);
+/* scope: the job's, when the caller has it (a submission: then ids must stay valid until
+ * the run is freed, they are not copied); NULL: derived from w, ids copied (a worker). */
+jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const cache_scope_t *scope,
+                                   const char *const *ids, uint32_t n, uint8_t *codes, double *vals);
 void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals);
 void jobs_cache_commit(jobs_t *j, jobs_cache_run_t *r);
 void jobs_cache_run_free(jobs_cache_run_t *r);
