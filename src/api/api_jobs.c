@@ -34,10 +34,39 @@ static void job_not_found(api_resp_t *rs, const char *id) {
     api_error(rs, 404, "job_not_found", NULL, "no job with id '%.64s'", id);
 }
 
+/* The 202 answer for job. */
+static void submitted(api_resp_t *rs, const store_job_t *job, int64_t eta_ms, int reused) {
+    const char *status = job_status_name(job->status);
+    rs->status = 202;
+    buf_puts(&rs->body, "{\"job_id\":");
+    buf_json_str(&rs->body, job->id, strlen(job->id));
+    buf_puts(&rs->body, ",\"status\":");
+    buf_json_str(&rs->body, status, strlen(status));
+    buf_puts(&rs->body, ",\"estimated_completion\":");
+    api_put_time(&rs->body, eta_ms);
+    buf_puts(&rs->body, ",\"callback_url\":");
+    char url[96];
+    snprintf(url, sizeof url, "/api/v1/jobs/%s/results", job->id);
+    buf_json_str(&rs->body, url, strlen(url));
+    /* the same request as a job done earlier, every entity in the same state: that job */
+    if (reused) buf_puts(&rs->body, ",\"reused\":true");
+    buf_putc(&rs->body, '}');
+}
+
 void api_predict_post(api_req_t *rq, api_resp_t *rs) {
     json_t *doc;
     api_ids_t ids;
-    if (!require_jobs(rq, rs) || api_parse_batch_body(rq, rs, &doc, &ids)) return;
+    if (!require_jobs(rq, rs)) return;
+    /* the very bytes of a request that made a job reusable as it is: that job, unparsed */
+    jobs_body_key_t bk;
+    jobs_body_key(rq->param, rq->body, rq->body_len, &bk);
+    const char *idem = api_header(rq, "Idempotency-Key");
+    store_job_t reused;
+    if (!idem && rq->body_len > 0 && jobs_reuse_by_body(rq->app->jobs, rq->param, &bk, &reused)) {
+        submitted(rs, &reused, reused.finished_at, 1);
+        return;
+    }
+    if (api_parse_batch_body(rq, rs, &doc, &ids)) return;
     if (!json_is_object(doc)) {
         api_invalid(rs, NULL, "the body must be a JSON object {entity_ids, parameters, ...}");
         json_decref(doc);
@@ -58,26 +87,11 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
     int64_t eta_ms = 0;
     jobs_error_t e;
     memset(&e, 0, sizeof e);
-    if (jobs_submit_ids(rq->app->jobs, rq->param, doc, ids.present ? &jids : NULL, key, &job, &existed,
-                        &eta_ms, &e) != 0) {
+    if (jobs_submit_body(rq->app->jobs, rq->param, doc, ids.present ? &jids : NULL, &bk, key, &job, &existed,
+                         &eta_ms, &e) != 0)
         jobs_failed(rs, &e, NULL);
-    } else {
-        const char *status = job_status_name(job.status);
-        rs->status = 202;
-        buf_puts(&rs->body, "{\"job_id\":");
-        buf_json_str(&rs->body, job.id, strlen(job.id));
-        buf_puts(&rs->body, ",\"status\":");
-        buf_json_str(&rs->body, status, strlen(status));
-        buf_puts(&rs->body, ",\"estimated_completion\":");
-        api_put_time(&rs->body, eta_ms);
-        buf_puts(&rs->body, ",\"callback_url\":");
-        char url[96];
-        snprintf(url, sizeof url, "/api/v1/jobs/%s/results", job.id);
-        buf_json_str(&rs->body, url, strlen(url));
-        /* the same request as a job done earlier, every entity in the same state: that job */
-        if (existed == JOBS_REUSED) buf_puts(&rs->body, ",\"reused\":true");
-        buf_putc(&rs->body, '}');
-    }
+    else
+        submitted(rs, &job, eta_ms, existed == JOBS_REUSED);
     json_decref(doc);
     api_ids_free(&ids);
 }

@@ -63,6 +63,20 @@ typedef struct {
 int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
                     const char *idem_key, store_job_t *job, int *existed,
                     int64_t *estimated_completion_ms, jobs_error_t *err);
+/* The request body's bytes, hashed (jobs_body_key): a job remembered for reuse is also found
+ * by the bytes of the request that made it, before any parsing (jobs_reuse_by_body). */
+typedef struct {
+    uint64_t h1, h2;
+} jobs_body_key_t;
+void jobs_body_key(const char *model, const char *body, size_t len, jobs_body_key_t *out);
+/* jobs_submit_ids, remembering the body's key with the job when it is reusable. */
+int jobs_submit_body(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
+                     const jobs_body_key_t *body, const char *idem_key, store_job_t *job, int *existed,
+                     int64_t *estimated_completion_ms, jobs_error_t *err);
+/* 1 and the job (counted as a submission served by reuse) when the same bytes made a job that
+ * is reusable now without looking at its entities (the graph unchanged since: jobs_reuse.c);
+ * 0: parse and submit as usual. Never for a request with an Idempotency-Key. */
+int jobs_reuse_by_body(jobs_t *j, const char *model, const jobs_body_key_t *body, store_job_t *job);
 
 /* 0 cancelled (out filled), 1 not found, 2 already finished (out filled). Chunks still
  * waiting are dropped; one running finishes but its commit is skipped by the store. */

@@ -158,11 +158,13 @@ void jobs_reuse_free(jobs_reuse_t *r);
 void jobs_reuse_key(const char *model, const char *params_json, const char *ids, size_t ids_len,
                     uint64_t *k1, uint64_t *k2);
 /* Remembers a job done in its submission whose n entities' stamps had digest d1/d2, under
- * the cache generation read before its lookups; valid for ttl_s. mutations: the graph's
+ * the cache generation read before its lookups; valid for the scope's TTL; body: the key of
+ * the request's bytes (NULL: unknown). mutations: the graph's
  * mutation count before the job's lookups when it was still the same after its results were
  * stored (0 otherwise): while the graph stays at that count the job is reused at once. */
-void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint64_t d2, uint64_t cache_gen,
-                    uint64_t mutations, int ttl_s, long n, const store_job_t *job);
+void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, const jobs_body_key_t *body,
+                    const cache_scope_t *scope, uint64_t d1, uint64_t d2, uint64_t cache_gen, uint64_t mutations,
+                    long n, const store_job_t *job);
 /* 1 and the job when the same request's job is remembered and its entities are in the same
  * state (stamps) now; 0 otherwise. */
 int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2, const char *ids, size_t ids_len,

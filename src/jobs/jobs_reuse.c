@@ -21,6 +21,8 @@
 
 typedef struct {
     uint64_t k1, k2;       /* request: model, parameters, entity list */
+    uint64_t b1, b2;       /* the bytes of the request that made it (0: unknown) */
+    cache_scope_t scope;
     uint64_t d1, d2;       /* the stamps' digest */
     uint64_t cache_gen;
     uint64_t mutations;    /* the graph's mutation count the job saw throughout, or 0 */
@@ -29,9 +31,15 @@ typedef struct {
     store_job_t job;
 } reuse_entry_t;
 
+/* The same jobs found by the bytes of their request: body hash -> request key. */
+typedef struct {
+    uint64_t b1, b2, k1, k2;
+} body_entry_t;
+
 struct jobs_reuse {
-    pthread_mutex_t mu; /* protects slots */
+    pthread_mutex_t mu; /* protects slots and bodies */
     reuse_entry_t slots[REUSE_SLOTS];
+    body_entry_t bodies[REUSE_SLOTS];
 };
 
 jobs_reuse_t *jobs_reuse_new(void) {
@@ -59,13 +67,31 @@ void jobs_reuse_key(const char *model, const char *params_json, const char *ids,
     *k2 = b;
 }
 
-void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, uint64_t d1, uint64_t d2, uint64_t cache_gen,
-                    uint64_t mutations, int ttl_s, long n, const store_job_t *job) {
-    if (!r || ttl_s <= 0) return;
+void jobs_body_key(const char *model, const char *body, size_t len, jobs_body_key_t *out) {
+    out->h1 = hash_bytes(body, len, hash_bytes(model, strlen(model) + 1, 0x452821e638d01377ULL));
+    out->h2 = hash_bytes(body, len, hash_bytes(model, strlen(model) + 1, 0xbe5466cf34e90c6cULL));
+    if (!out->h1 && !out->h2) out->h1 = 1; /* 0/0 means "no body key" */
+}
+
+void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, const jobs_body_key_t *body,
+                    const cache_scope_t *scope, uint64_t d1, uint64_t d2, uint64_t cache_gen, uint64_t mutations,
+                    long n, const store_job_t *job) {
+    if (!r || scope->ttl_s <= 0) return;
+    const int ttl_s = scope->ttl_s;
     pthread_mutex_lock(&r->mu);
     reuse_entry_t *e = &r->slots[k1 % REUSE_SLOTS];
     e->k1 = k1;
     e->k2 = k2;
+    e->b1 = body ? body->h1 : 0;
+    e->b2 = body ? body->h2 : 0;
+    e->scope = *scope;
+    if (body) {
+        body_entry_t *be = &r->bodies[body->h1 % REUSE_SLOTS];
+        be->b1 = body->h1;
+        be->b2 = body->h2;
+        be->k1 = k1;
+        be->k2 = k2;
+    }
     e->d1 = d1;
     e->d2 = d2;
     e->cache_gen = cache_gen;
@@ -122,4 +148,33 @@ int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2,
     free(slots);
     if (same) *out = e.job;
     return same;
+}
+
+int jobs_reuse_by_body(jobs_t *j, const char *model, const jobs_body_key_t *body, store_job_t *out) {
+    (void)model; /* part of the body key */
+    jobs_reuse_t *r = j->reuse;
+    cache_t *c = jobs_cache(j);
+    if (!r || !c || !body || (!body->h1 && !body->h2)) return 0;
+    reuse_entry_t e;
+    pthread_mutex_lock(&r->mu);
+    const body_entry_t be = r->bodies[body->h1 % REUSE_SLOTS];
+    int found = be.b1 == body->h1 && be.b2 == body->h2;
+    if (found) e = r->slots[be.k1 % REUSE_SLOTS];
+    pthread_mutex_unlock(&r->mu);
+    /* the job made by these bytes, still remembered, and the graph untouched since before it
+     * was computed (anything else: the request is parsed and checked entity by entity) */
+    if (!found || e.k1 != be.k1 || e.k2 != be.k2 || e.b1 != body->h1 || e.b2 != body->h2 ||
+        e.expires_ms <= mono_ms() || e.cache_gen != cache_generation(c) || !e.mutations ||
+        e.mutations != graph_mutations(j->g))
+        return 0;
+    *out = e.job;
+    const model_t *md = jobs_model_find(j, e.job.model);
+    if (md) {
+        char lab[96];
+        jobs_model_labels(md, lab, sizeof lab);
+        metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
+    }
+    metrics_counter_add(j->m, "predictd_jobs_reused_total", NULL, 1);
+    cache_count(c, &e.scope, e.n, 0); /* served without computing: cache hits */
+    return 1;
 }

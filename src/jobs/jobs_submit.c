@@ -137,6 +137,12 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
 int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
                     const char *idem_key, store_job_t *job, int *existed,
                     int64_t *estimated_completion_ms, jobs_error_t *err) {
+    return jobs_submit_body(j, model, request, ids, NULL, idem_key, job, existed, estimated_completion_ms, err);
+}
+
+int jobs_submit_body(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
+                     const jobs_body_key_t *body, const char *idem_key, store_job_t *job, int *existed,
+                     int64_t *estimated_completion_ms, jobs_error_t *err) {
     memset(err, 0, sizeof *err);
     *existed = 0;
     const model_t *md = model ? jobs_model_find(j, model) : NULL;
@@ -292,8 +298,8 @@ int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const j
     if (rc == 0) jobs_prefill_counted(j, &pf);
     if (rc == 0 && n_chunks == 0 && pf.stamped == n && rscope.dep != CACHE_DEP_NONE && (rk1 || rk2)) {
         const uint64_t mutations1 = graph_mutations(j->g);
-        jobs_reuse_put(j->reuse, rk1, rk2, pf.digest1, pf.digest2, cache_gen,
-                       mutations1 == mutations0 ? mutations0 : 0, rscope.ttl_s, n, &nj.job);
+        jobs_reuse_put(j->reuse, rk1, rk2, body, &rscope, pf.digest1, pf.digest2, cache_gen,
+                       mutations1 == mutations0 ? mutations0 : 0, n, &nj.job);
     }
     const uint8_t *prefilled = pf.done;
 

@@ -3,6 +3,7 @@ the last change to what it depends on (random interleavings of property changes,
 relationship creates and deletes, entity deletes and overlapping Ising jobs, every result
 checked against MODELS.md's closed form), jobs answered COMPLETED at submission, partial
 hits, the invalidation endpoint and its validation, and the /metrics counters."""
+import json
 import os
 import random
 import re
@@ -305,6 +306,11 @@ def test_identical_request_reuses_its_job():
         eq(again.get("reused"), True, "marked reused")
         results, _, _ = c.all_results(again["job_id"])
         check_job_results(results, job_ids, oracle, 1.2, 24.0, "reused job")
+        # the same request in other bytes (blanks, key order): parsed, and the same job
+        body = {"parameters": {"time_horizon": "24h", "temperature": 1.2},
+                "prediction_type": "spin_flip_probability", "entity_ids": job_ids}
+        respaced = c.expect(202, "POST", "/api/v1/predict/batch/ising", json.dumps(body, indent=2)).json
+        eq((respaced["job_id"], respaced.get("reused")), (first["job_id"], True), "other bytes, same request")
         # a neighbour outside the request changes: the results that read it are stale now
         inside = set(job_ids)
         outside = next(b for a, b, _ in oracle.rels if a in inside and b not in inside and b in oracle.props)
@@ -336,7 +342,7 @@ def test_identical_request_reuses_its_job():
         ok(fifth["job_id"] != fourth["job_id"], "after an invalidation: a new job", fifth)
         text = c.expect(200, "GET", "/metrics").body.decode()
         m = re.search(r"^predictd_jobs_reused_total ([0-9.e+]+)$", text, re.M)
-        eq(float(m.group(1)) if m else None, 3.0, "predictd_jobs_reused_total")
+        eq(float(m.group(1)) if m else None, 4.0, "predictd_jobs_reused_total")
         # the reused job survives a kill -9 like any job: it was on disk before it was reused
         s.kill9()
         s.start()
