@@ -128,7 +128,6 @@ struct store {
     pthread_mutex_t ckpt_mu; /* protects ckpt_wanted, ckpt_stop */
     pthread_cond_t ckpt_cv;
     int ckpt_wanted, ckpt_stop;
-    uint64_t ckpt_restarts;  /* WAL start-overs forced by the writer (its thread only) */
     int wal_pages;           /* frames in the WAL after the last commit (writer thread only) */
     _Atomic int restart_wanted; /* the writer waits to restart the WAL: no passive run meanwhile */
     pthread_t ckpt;
@@ -149,7 +148,15 @@ int sq_exec_step(store_t *st, op_t *op, sqlite3_stmt *s);
 /* 1 when statement q with (a, b or i2) finds a row, 0 when not, -1 on error. */
 int sq_exists1(store_t *st, op_t *op, int q, const char *a, const char *b, int64_t i2);
 
-/* The job ops, run by the writer inside the group's transaction (store_sqlite_jobs.c). */
+/* The ops the writer runs inside the group's transaction: the graph's (store_sqlite_graph.c)
+ * and the jobs' (store_sqlite_jobs.c). */
+int sq_op_import_entities(store_t *st, op_t *op);
+int sq_op_import_relationships(store_t *st, op_t *op);
+int sq_op_import_observations(store_t *st, op_t *op);
+int sq_op_patch(store_t *st, op_t *op);
+int sq_op_delete(store_t *st, op_t *op);
+int sq_op_rel_delete(store_t *st, op_t *op);
+
 int sq_op_job_insert(store_t *st, op_t *op);
 int sq_op_chunk_commit(store_t *st, op_t *op);
 int sq_op_deadletter(store_t *st, op_t *op);
