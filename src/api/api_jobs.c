@@ -60,9 +60,9 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
     /* the very bytes of a request that made a job reusable as it is: that job, unparsed */
     jobs_body_key_t bk;
     jobs_body_key(rq->param, rq->body, rq->body_len, &bk);
-    const char *idem = api_header(rq, "Idempotency-Key");
+    const char *key = api_header(rq, "Idempotency-Key");
     store_job_t reused;
-    if (!idem && rq->body_len > 0 && jobs_reuse_by_body(rq->app->jobs, rq->param, &bk, &reused)) {
+    if (!key && rq->body_len > 0 && jobs_reuse_by_body(rq->app->jobs, rq->param, &bk, &reused)) {
         submitted(rs, &reused, reused.finished_at, 1);
         return;
     }
@@ -73,7 +73,6 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
         api_ids_free(&ids);
         return;
     }
-    const char *key = api_header(rq, "Idempotency-Key");
     if (key && (!*key || strlen(key) > IDEM_KEY_MAX)) {
         api_invalid(rs, "Idempotency-Key", "the Idempotency-Key header must be 1 to %d bytes", IDEM_KEY_MAX);
         json_decref(doc);

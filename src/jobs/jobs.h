@@ -53,23 +53,21 @@ int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char 
                 jobs_error_t *err);
 /* entity_ids the caller took out of the request itself (the API parses them in one pass):
  * n ids, str[i] of len[i] bytes, len JOBS_ID_NOT_STRING for an element that was not a
- * string. jobs_submit_ids with ids = NULL is jobs_submit (entity_ids read from request). */
+ * string. */
 #define JOBS_ID_NOT_STRING UINT32_MAX
 typedef struct {
     size_t n;
     const char **str;
     const uint32_t *len;
 } jobs_ids_t;
-int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
-                    const char *idem_key, store_job_t *job, int *existed,
-                    int64_t *estimated_completion_ms, jobs_error_t *err);
 /* The request body's bytes, hashed (jobs_body_key): a job remembered for reuse is also found
  * by the bytes of the request that made it, before any parsing (jobs_reuse_by_body). */
 typedef struct {
     uint64_t h1, h2;
 } jobs_body_key_t;
 void jobs_body_key(const char *model, const char *body, size_t len, jobs_body_key_t *out);
-/* jobs_submit_ids, remembering the body's key with the job when it is reusable. */
+/* jobs_submit with entity_ids already taken out of request (ids; NULL: read from request),
+ * remembering the body's key (body; NULL: none) with the job when it is reusable. */
 int jobs_submit_body(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
                      const jobs_body_key_t *body, const char *idem_key, store_job_t *job, int *existed,
                      int64_t *estimated_completion_ms, jobs_error_t *err);

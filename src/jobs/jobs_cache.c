@@ -17,23 +17,15 @@
 #include <string.h>
 
 /* What the cache knows about a model's jobs (see cache_scope). */
-static void scope_for(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
+void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
                       const char *ids, size_t ids_len, cache_scope_t *s) {
     int job_level = md->xPrepare != NULL || md->xSummary != NULL;
     cache_scope(jobs_cache(j), md->name, md->n_outputs, job_level, params, params_json, ids, ids_len, s);
 }
 
-void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
-                      const char *ids, size_t ids_len, cache_scope_t *s) {
-    scope_for(j, md, params, params_json, ids, ids_len, s);
-}
-
-/* Set once at start (jobs_attach_cache), read per chunk: an atomic pointer, no lock. */
-static cache_t *cache_of(jobs_t *j) { return jobs_cache(j); }
-
 void jobs_cache_on_alert(void *arg, const model_alert_t *a) {
     jobs_t *j = arg;
-    cache_invalidate_entity(cache_of(j), a->entity_id);
+    cache_invalidate_entity(jobs_cache(j), a->entity_id);
     jobs_publish_alert(j, a);
 }
 
@@ -63,10 +55,10 @@ void jobs_prefill_free(jobs_prefill_t *pf) {
 int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
                        const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf) {
     memset(pf, 0, sizeof *pf);
-    cache_t *c = cache_of(j);
+    cache_t *c = jobs_cache(j);
     if (!c || n <= 0 || cs <= 0) return 0;
     cache_scope_t s;
-    scope_for(j, md, params, params_json, ids, ids_len, &s);
+    jobs_cache_scope(j, md, params, params_json, ids, ids_len, &s);
     if (s.dep == CACHE_DEP_NONE || !cache_may_hold(c, &s)) return 0;
     const long n_chunks = (n + cs - 1) / cs;
     const int no = md->n_outputs;
@@ -133,7 +125,7 @@ int jobs_prefill_add(jobs_prefill_t *pf, uint32_t chunk, const char *const *ids,
 
 void jobs_prefill_counted(jobs_t *j, const jobs_prefill_t *pf) {
     long hits = pf->successful + pf->failed - pf->inline_n; /* inline chunks counted as they ran */
-    if (hits > 0) cache_count(cache_of(j), &pf->scope, hits, 0);
+    if (hits > 0) cache_count(jobs_cache(j), &pf->scope, hits, 0);
 }
 
 void jobs_cache_run_free(jobs_cache_run_t *r) {
@@ -151,7 +143,7 @@ void jobs_cache_run_free(jobs_cache_run_t *r) {
 
 jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, const cache_scope_t *scope,
                                    const char *const *ids, uint32_t n, uint8_t *codes, double *vals) {
-    cache_t *c = cache_of(j);
+    cache_t *c = jobs_cache(j);
     if (!c || n == 0) return NULL;
     cache_scope_t s;
     if (scope) {
@@ -163,7 +155,7 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
             if (pj) {
                 size_t len = 0;
                 if (w->n > 0) len = (size_t)(w->ids[w->n - 1] - w->ids_blob) + strlen(w->ids[w->n - 1]) + 1;
-                scope_for(j, md, w->params, pj, w->ids_blob, len, &w->cache_scope);
+                jobs_cache_scope(j, md, w->params, pj, w->ids_blob, len, &w->cache_scope);
                 w->cache_scope_set = 1;
             }
             free(pj);
@@ -177,10 +169,9 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
 
     const int no = md->n_outputs;
     jobs_cache_run_t *r = calloc(1, sizeof *r);
-    uint64_t *stamps = malloc((size_t)n * sizeof *stamps);
     int64_t *slots = malloc((size_t)n * sizeof *slots);
     uint8_t *hit = malloc((size_t)n);
-    if (!r || !stamps || !slots || !hit) goto fail;
+    if (!r || !slots || !hit) goto fail;
     r->scope = s;
     r->miss_at = malloc((size_t)n * sizeof *r->miss_at);
     r->miss_ids = malloc((size_t)n * sizeof *r->miss_ids);
@@ -194,15 +185,15 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
     r->gen = cache_generation(c); /* before the lookups and the computation */
     graph_rdlock(j->g);
     graph_find_many(j->g, ids, n, slots);
-    for (uint32_t k = 0; k < n; k++) r->stamp_all[k] = stamps[k] = cache_stamp(c, &s, j->g, slots[k]);
+    for (uint32_t k = 0; k < n; k++) r->stamp_all[k] = cache_stamp(c, &s, j->g, slots[k]);
     r->graph_mutations = j->g->mutations;
     graph_unlock(j->g);
-    cache_get_many(c, &s, n, ids, slots, stamps, codes, vals, hit);
+    cache_get_many(c, &s, n, ids, slots, r->stamp_all, codes, vals, hit);
     size_t bytes = 0;
     for (uint32_t k = 0; k < n; k++) {
         if (hit[k]) continue;
         r->miss_at[r->n_miss] = k;
-        r->stamp[r->n_miss] = stamps[k];
+        r->stamp[r->n_miss] = r->stamp_all[k];
         r->slot[r->n_miss] = slots[k];
         r->miss_ids[r->n_miss] = ids[k];
         r->n_miss++;
@@ -220,12 +211,10 @@ jobs_cache_run_t *jobs_cache_begin(jobs_t *j, const model_t *md, job_work_t *w, 
         }
     }
     cache_count(c, &s, (long)(n - r->n_miss), (long)r->n_miss);
-    free(stamps);
     free(slots);
     free(hit);
     return r;
 fail:
-    free(stamps);
     free(slots);
     free(hit);
     jobs_cache_run_free(r);
@@ -238,7 +227,7 @@ void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals
         codes[r->miss_at[q]] = r->miss_codes[q];
         memcpy(vals + (size_t)r->miss_at[q] * no, r->miss_vals + (size_t)q * no, (size_t)no * sizeof *vals);
     }
-    cache_t *c = cache_of(j);
+    cache_t *c = jobs_cache(j);
     graph_rdlock(j->g);
     /* nothing changed in the graph since the stamps were read: they all still hold */
     if (j->g->mutations != r->graph_mutations || r->scope.dep == CACHE_DEP_GLOBAL)
@@ -253,6 +242,6 @@ void jobs_cache_end(jobs_t *j, jobs_cache_run_t *r, uint8_t *codes, double *vals
 }
 
 void jobs_cache_commit(jobs_t *j, jobs_cache_run_t *r) {
-    cache_put_many(cache_of(j), &r->scope, r->gen, r->n_miss, r->miss_ids, r->slot, r->stamp, r->miss_codes,
+    cache_put_many(jobs_cache(j), &r->scope, r->gen, r->n_miss, r->miss_ids, r->slot, r->stamp, r->miss_codes,
                    r->miss_vals);
 }

@@ -169,6 +169,9 @@ void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, const jobs_body_k
  * state (stamps) now; 0 otherwise. */
 int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2, const char *ids, size_t ids_len,
                     long n, store_job_t *out);
+/* Counts a submission of n entities answered by reuse (md may be NULL): a submission, a
+ * reuse, and n cache hits of the scope. */
+void jobs_reuse_count(jobs_t *j, const model_t *md, const cache_scope_t *s, long n);
 /* The cache scope of a job of md (jobs_cache.c). */
 void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
                       const char *ids, size_t ids_len, cache_scope_t *s);

@@ -102,6 +102,16 @@ void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, const jobs_body_k
     pthread_mutex_unlock(&r->mu);
 }
 
+void jobs_reuse_count(jobs_t *j, const model_t *md, const cache_scope_t *s, long n) {
+    if (md) {
+        char lab[96];
+        jobs_model_labels(md, lab, sizeof lab);
+        metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
+    }
+    metrics_counter_add(j->m, "predictd_jobs_reused_total", NULL, 1);
+    cache_count(jobs_cache(j), s, n, 0); /* served without computing: cache hits */
+}
+
 int jobs_reuse_find(jobs_t *j, const cache_scope_t *s, uint64_t k1, uint64_t k2, const char *ids, size_t ids_len,
                     long n, store_job_t *out) {
     jobs_reuse_t *r = j->reuse;
@@ -168,13 +178,6 @@ int jobs_reuse_by_body(jobs_t *j, const char *model, const jobs_body_key_t *body
         e.mutations != graph_mutations(j->g))
         return 0;
     *out = e.job;
-    const model_t *md = jobs_model_find(j, e.job.model);
-    if (md) {
-        char lab[96];
-        jobs_model_labels(md, lab, sizeof lab);
-        metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
-    }
-    metrics_counter_add(j->m, "predictd_jobs_reused_total", NULL, 1);
-    cache_count(c, &e.scope, e.n, 0); /* served without computing: cache hits */
+    jobs_reuse_count(j, jobs_model_find(j, e.job.model), &e.scope, e.n);
     return 1;
 }

@@ -131,13 +131,7 @@ static int collect_ids(jobs_t *j, const json_t *arr, buf_t *blob, long *n_out, j
 int jobs_submit(jobs_t *j, const char *model, const json_t *request, const char *idem_key,
                 store_job_t *job, int *existed, int64_t *estimated_completion_ms,
                 jobs_error_t *err) {
-    return jobs_submit_ids(j, model, request, NULL, idem_key, job, existed, estimated_completion_ms, err);
-}
-
-int jobs_submit_ids(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
-                    const char *idem_key, store_job_t *job, int *existed,
-                    int64_t *estimated_completion_ms, jobs_error_t *err) {
-    return jobs_submit_body(j, model, request, ids, NULL, idem_key, job, existed, estimated_completion_ms, err);
+    return jobs_submit_body(j, model, request, NULL, NULL, idem_key, job, existed, estimated_completion_ms, err);
 }
 
 int jobs_submit_body(jobs_t *j, const char *model, const json_t *request, const jobs_ids_t *ids,
@@ -231,11 +225,7 @@ int jobs_submit_body(jobs_t *j, const char *model, const json_t *request, const 
             buf_free(&blob);
             *existed = JOBS_REUSED;
             *estimated_completion_ms = job->finished_at;
-            char lab[96];
-            jobs_model_labels(md, lab, sizeof lab);
-            metrics_counter_add(j->m, "predictd_jobs_submitted_total", lab, 1);
-            metrics_counter_add(j->m, "predictd_jobs_reused_total", NULL, 1);
-            cache_count(jobs_cache(j), &rscope, n, 0); /* served without computing: cache hits */
+            jobs_reuse_count(j, md, &rscope, n);
             return 0;
         }
     }
