@@ -86,7 +86,8 @@ const char *nn_supported_op(int i);                   /* i < nn_n_supported_ops(
 typedef struct nn_plan nn_plan_t;
 
 /* Kernel sets, in increasing order: a plan uses the best its CPU runs, capped by
- * nn_plan_opts_t.isa. NN_ISA_PLAIN: OpenBLAS and plain loops only. */
+ * nn_plan_opts_t.isa. NN_ISA_PLAIN: OpenBLAS and plain loops only (the element-wise
+ * activations too). */
 enum { NN_ISA_BEST = 0, NN_ISA_PLAIN = 1, NN_ISA_AVX2 = 2, NN_ISA_AVX512 = 3 };
 
 typedef struct {
@@ -101,7 +102,7 @@ typedef struct {
     int mc_passes;            /* > 0: a plan for nn_run_mc with this many passes */
     int reference;            /* 1: plain reference kernels, one thread (the test oracle) */
     int isa;                  /* NN_ISA_BEST (0), or the highest kernel set to use (tests
-                                 cover every set the machine runs) */
+                                 cover every set the machine runs); else NN_ERR_ARG */
     size_t max_bytes;         /* cap on any one value and on the arena; 0: 4 GiB */
 } nn_plan_opts_t;
 

@@ -183,6 +183,19 @@ typedef struct {
 } nn_kern_t;
 
 extern const nn_kern_t nn_kern_avx2, nn_kern_avx512;
+/* The LSTM cell's tanh, x P(x^2) / Q(x^2) on [-9, 9] (fitted in nn_kern.c, see tanh8_rat):
+ * the coefficients of P and Q, highest degree first (Q's constant term is 1), shared by the
+ * AVX2 and AVX-512 sets. */
+#define NN_TANH_P4 1.3182973518377494e-08f
+#define NN_TANH_P3 2.0470678496339705e-05f
+#define NN_TANH_P2 0.003486500977581371f
+#define NN_TANH_P1 0.13373125871033037f
+#define NN_TANH_P0 0.9999999062370115f
+#define NN_TANH_Q4 7.702078138188684e-07f
+#define NN_TANH_Q3 0.00032712607488109336f
+#define NN_TANH_Q2 0.025841659968944757f
+#define NN_TANH_Q1 0.46706422571077544f
+
 int nn_isa_best(void);                  /* the best NN_ISA_* this CPU runs */
 const nn_kern_t *nn_kern_for(int isa);  /* NULL for NN_ISA_PLAIN or a set the CPU lacks */
 int nn_kern_available(void);            /* AVX2 + FMA: the vector activations below */

@@ -146,15 +146,15 @@ __attribute__((target("avx2,fma"))) void nn_vtanh_avx2(float *y, const float *x,
 __attribute__((target("avx2,fma"))) static inline __m256 tanh8_rat(__m256 x) {
     x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-9.0f)), _mm256_set1_ps(9.0f));
     __m256 t = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(1.3182973518377494e-08f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(2.0470678496339705e-05f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.003486500977581371f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.13373125871033037f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.9999999062370115f));
-    __m256 q = _mm256_set1_ps(7.702078138188684e-07f);
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.00032712607488109336f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.025841659968944757f));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(0.46706422571077544f));
+    __m256 p = _mm256_set1_ps(NN_TANH_P4);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(NN_TANH_P3));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(NN_TANH_P2));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(NN_TANH_P1));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(NN_TANH_P0));
+    __m256 q = _mm256_set1_ps(NN_TANH_Q4);
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(NN_TANH_Q3));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(NN_TANH_Q2));
+    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(NN_TANH_Q1));
     q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.0f));
     __m256 r = _mm256_rcp_ps(q);
     r = _mm256_mul_ps(r, _mm256_fnmadd_ps(q, r, _mm256_set1_ps(2.0f)));

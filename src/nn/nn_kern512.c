@@ -35,27 +35,17 @@ T512 static inline __m512 recip(__m512 q) {
     return _mm512_mul_ps(r, _mm512_fnmadd_ps(q, r, _mm512_set1_ps(2.0f)));
 }
 
-/* Coefficients of P and Q (degree 4 in t = x^2), highest first; see tanh8_rat in nn_kern.c. */
-#define TP4 1.3182973518377494e-08f
-#define TP3 2.0470678496339705e-05f
-#define TP2 0.003486500977581371f
-#define TP1 0.13373125871033037f
-#define TP0 0.9999999062370115f
-#define TQ4 7.702078138188684e-07f
-#define TQ3 0.00032712607488109336f
-#define TQ2 0.025841659968944757f
-#define TQ1 0.46706422571077544f
 
 T512 static inline __m512 tanh16(__m512 x) {
     x = clamp_abs(x, 9.0f);
     __m512 t = _mm512_mul_ps(x, x);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(TP4), t, _mm512_set1_ps(TP3));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(TP2));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(TP1));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(TP0));
-    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(TQ4), t, _mm512_set1_ps(TQ3));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(TQ2));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(TQ1));
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(NN_TANH_P4), t, _mm512_set1_ps(NN_TANH_P3));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(NN_TANH_P2));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(NN_TANH_P1));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(NN_TANH_P0));
+    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(NN_TANH_Q4), t, _mm512_set1_ps(NN_TANH_Q3));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(NN_TANH_Q2));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(NN_TANH_Q1));
     q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.0f));
     return _mm512_div_ps(_mm512_mul_ps(x, p), q);
 }
@@ -64,13 +54,13 @@ T512 static inline __m512 tanh16(__m512 x) {
 T512 static inline __m512 sigmoid16(__m512 x) {
     x = clamp_abs(x, 18.0f);
     __m512 t = _mm512_mul_ps(x, x);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(TP4 / 1024), t, _mm512_set1_ps(TP3 / 256));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(TP2 / 64));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(TP1 / 16));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(TP0 / 4));
-    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(TQ4 / 256), t, _mm512_set1_ps(TQ3 / 64));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(TQ2 / 16));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(TQ1 / 4));
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(NN_TANH_P4 / 1024), t, _mm512_set1_ps(NN_TANH_P3 / 256));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(NN_TANH_P2 / 64));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(NN_TANH_P1 / 16));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(NN_TANH_P0 / 4));
+    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(NN_TANH_Q4 / 256), t, _mm512_set1_ps(NN_TANH_Q3 / 64));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(NN_TANH_Q2 / 16));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(NN_TANH_Q1 / 4));
     q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.0f));
     return _mm512_fmadd_ps(_mm512_mul_ps(x, p), recip(q), _mm512_set1_ps(0.5f));
 }

@@ -36,14 +36,17 @@ static inline float expf_fast(float x0) {
     return x0 == x0 ? p * s : x0;
 }
 
-/* AVX2 + FMA versions in nn_kern.c when the CPU has them; this portable loop otherwise. */
-void nn_vsigmoid(float *y, const float *x, int64_t n) {
-    if (n >= 8 && nn_kern_available()) { nn_vsigmoid_avx2(y, x, n); return; }
+/* The AVX2 + FMA versions in nn_kern.c when isa allows them and the CPU has them; this
+ * portable loop otherwise. */
+static int vec_ok(int isa, int64_t n) { return n >= 8 && isa >= NN_ISA_AVX2 && nn_kern_available(); }
+
+void nn_vsigmoid(float *y, const float *x, int64_t n, int isa) {
+    if (vec_ok(isa, n)) { nn_vsigmoid_avx2(y, x, n); return; }
     for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf_fast(-x[i]));
 }
 
-void nn_vtanh(float *y, const float *x, int64_t n) {
-    if (n >= 8 && nn_kern_available()) { nn_vtanh_avx2(y, x, n); return; }
+void nn_vtanh(float *y, const float *x, int64_t n, int isa) {
+    if (vec_ok(isa, n)) { nn_vtanh_avx2(y, x, n); return; }
     for (int64_t i = 0; i < n; i++) {
         float v = x[i], v2 = v * v;
         float small = v + v * v2 * (-1.0f / 3 + v2 * (2.0f / 15 + v2 * (-17.0f / 315 + v2 * (62.0f / 2835 + v2 * (-1382.0f / 155925)))));
@@ -93,7 +96,7 @@ static int run_leaky(nn_exec_t *ex, nn_step_t *s) {
 static int run_tanh(nn_exec_t *ex, nn_step_t *s) {
     const float *x = s->in[0]->data;
     float *y = s->out[0]->data;
-    if (!ex->reference) { nn_vtanh(y, x, s->in[0]->numel); return 0; }
+    if (!ex->reference) { nn_vtanh(y, x, s->in[0]->numel, s->isa); return 0; }
     for (int64_t i = 0; i < s->in[0]->numel; i++) y[i] = tanhf(x[i]);
     return 0;
 }
@@ -101,7 +104,7 @@ static int run_tanh(nn_exec_t *ex, nn_step_t *s) {
 static int run_sigmoid(nn_exec_t *ex, nn_step_t *s) {
     const float *x = s->in[0]->data;
     float *y = s->out[0]->data;
-    if (!ex->reference) { nn_vsigmoid(y, x, s->in[0]->numel); return 0; }
+    if (!ex->reference) { nn_vsigmoid(y, x, s->in[0]->numel, s->isa); return 0; }
     for (int64_t i = 0; i < s->in[0]->numel; i++) y[i] = nn_sigmoidf(x[i]);
     return 0;
 }

@@ -16,9 +16,10 @@ static inline float nn_sigmoidf(float x) {
  * e^x = 2^k e^r with x = k ln2 + r, |r| <= ln2/2, e^r by its Taylor series to r^7/5040
  * (relative error < 2e-7 on [-87, 88], where x is clamped); sigmoid = 1/(1 + e^-x),
  * tanh = 2 sigmoid(2x) - 1 (absolute error < 1e-6), by its Taylor series for |x| < 1/4.
- * AVX2 + FMA versions (nn_kern.c) when the CPU has them. In place: y may equal x. */
-void nn_vsigmoid(float *y, const float *x, int64_t n);
-void nn_vtanh(float *y, const float *x, int64_t n);
+ * AVX2 + FMA versions (nn_kern.c) when isa (the plan's NN_ISA_*) is NN_ISA_AVX2 or above and
+ * the CPU has them. In place: y may equal x. */
+void nn_vsigmoid(float *y, const float *x, int64_t n, int isa);
+void nn_vtanh(float *y, const float *x, int64_t n, int isa);
 
 int nn_axis(int64_t a, int r, int64_t *out);
 int nn_const_ints(const nn_val_t *v, int64_t *buf, int max);

@@ -30,6 +30,7 @@ typedef struct {
     float *rp, *wp;  /* R^T and W^T in 16-column panels per direction, when kern */
     int kern;        /* the step's products through k->mm */
     const nn_kern_t *k; /* the plan's kernel set (NULL: nn_gemm and plain loops) */
+    int isa;         /* the plan's NN_ISA_* (the vector activations follow it) */
     /* fused LSTM (rnn_fused): [W^T; R^T] stacked along K (I + H) in 16-column panels per
      * direction, so that one product of the row [x_t | h] gives every gate; NULL: not fused */
     float *xp;
@@ -118,6 +119,7 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     p->has_b = Bv != NULL, p->has_seq = seq != NULL, p->has_h0 = h0 != NULL, p->has_c0 = c0 != NULL, p->has_p = P != NULL;
     p->kern = kern;
     p->k = kern ? kset : NULL;
+    p->isa = s->isa;
     if (packed) {
         p->wt = (float *)(p + 1);
         p->rt = p->wt + D * I * GH;
@@ -300,10 +302,10 @@ static void rnn_recur(void *arg, int ith, int nth) {
                     p->k->lstm_cell(g, c, h, H);
                 } else if (p->kind == K_LSTM && fast) {
                     float *tc = tmp + b * H;
-                    nn_vsigmoid(g, g, 3 * H);                 /* i, o, f */
-                    nn_vtanh(g + 3 * H, g + 3 * H, H);        /* c~ */
+                    nn_vsigmoid(g, g, 3 * H, p->isa);                 /* i, o, f */
+                    nn_vtanh(g + 3 * H, g + 3 * H, H, p->isa);        /* c~ */
                     for (int64_t k = 0; k < H; k++) c[k] = g[2 * H + k] * c[k] + g[k] * g[3 * H + k];
-                    nn_vtanh(tc, c, H);
+                    nn_vtanh(tc, c, H, p->isa);
                     for (int64_t k = 0; k < H; k++) h[k] = g[H + k] * tc[k];
                 } else if (p->kind == K_LSTM) {
                     for (int64_t k = 0; k < H; k++) {
@@ -317,13 +319,13 @@ static void rnn_recur(void *arg, int ith, int nth) {
                         h[k] = og * act(a[2], cn);
                     }
                 } else if (p->kind == K_RNN) {
-                    if (fast) nn_vtanh(h, g, H);
+                    if (fast) nn_vtanh(h, g, H, p->isa);
                     else for (int64_t k = 0; k < H; k++) h[k] = act(a[0], clipf(g[k], clip));
                 } else {
                     /* z = f(gx_z + m_z), r = f(gx_r + m_r); gx already holds Wb and Rb for z, r */
                     if (fast) {
                         for (int64_t k = 0; k < 2 * H; k++) m[k] += g[k];
-                        nn_vsigmoid(m, m, 2 * H);
+                        nn_vsigmoid(m, m, 2 * H, p->isa);
                     } else for (int64_t k = 0; k < H; k++) {
                         m[k] = act(a[0], clipf(g[k] + m[k], clip));             /* z */
                         m[H + k] = act(a[0], clipf(g[H + k] + m[H + k], clip)); /* r */
@@ -345,7 +347,7 @@ static void rnn_recur(void *arg, int ith, int nth) {
                     if (fast) {
                         float *hh = g + 2 * H;
                         for (int64_t k = 0; k < H; k++) hh[k] += p->lbr ? tmp[b * H + k] : m[2 * H + k] + rbh[k];
-                        nn_vtanh(hh, hh, H);
+                        nn_vtanh(hh, hh, H, p->isa);
                         for (int64_t k = 0; k < H; k++) h[k] = (1.0f - m[k]) * hh[k] + m[k] * h[k];
                     } else for (int64_t k = 0; k < H; k++) {
                         float pre = p->lbr ? g[2 * H + k] + tmp[b * H + k] : g[2 * H + k] + m[2 * H + k] + rbh[k];

@@ -418,6 +418,7 @@ int nn_plan_create(const nn_model_t *m, const nn_plan_opts_t *opts, nn_plan_t **
     *out = NULL;
     nn_plan_opts_t o = opts ? *opts : (nn_plan_opts_t){ 0 };
     if (o.mc_passes < 0 || o.mc_passes > 100000) return nn_errf(err, errlen, NN_ERR_ARG, "mc_passes %d out of range", o.mc_passes);
+    if (o.isa < NN_ISA_BEST || o.isa > NN_ISA_AVX512) return nn_errf(err, errlen, NN_ERR_ARG, "isa %d out of range", o.isa);
     nn_plan_t *p = calloc(1, sizeof *p);
     if (!p) return nn_errf(err, errlen, NN_ERR_NOMEM, "out of memory");
     int rc = 0;

@@ -455,6 +455,27 @@ static void test_mc_needs_mc_plan(void) {
     ASSERT_EQ_INT(r3, 0);
 }
 
+/* Plan options out of range are refused with the option named, not taken as a default. */
+static void test_plan_refuses_options_out_of_range(void) {
+    nn_model_t *m = load("mlp");
+    ASSERT_TRUE(m != NULL);
+    nn_plan_t *p = NULL;
+    nn_plan_opts_t o = { .batch = 2, .threads = 1, .isa = NN_ISA_AVX512 + 1 };
+    int r1 = nn_plan_create(m, &o, &p, err, sizeof err);
+    ASSERT_TRUE(p == NULL && strstr(err, "isa") != NULL);
+    o.isa = -1;
+    int r2 = nn_plan_create(m, &o, &p, err, sizeof err);
+    ASSERT_TRUE(p == NULL);
+    o.isa = NN_ISA_PLAIN;
+    o.mc_passes = -1;
+    int r3 = nn_plan_create(m, &o, &p, err, sizeof err);
+    ASSERT_TRUE(p == NULL && strstr(err, "mc_passes") != NULL);
+    nn_model_free(m);
+    ASSERT_EQ_INT(r1, NN_ERR_ARG);
+    ASSERT_EQ_INT(r2, NN_ERR_ARG);
+    ASSERT_EQ_INT(r3, NN_ERR_ARG);
+}
+
 /* The part of the graph no Dropout reaches runs once; only the head runs on stacked passes.
  * The Transpose before the LSTM is folded into it (the LSTM reads x batch-first). */
 static void test_mc_plan_shares_the_lstm(void) {
@@ -579,13 +600,15 @@ static void test_lstm_rows_matches_formula(void) {
     if (nn_isa_best() >= NN_ISA_AVX512) ASSERT_TRUE(ran > 0);
 }
 
-static void test_fast_activations_close_to_libm(void) {
+/* The activations of one kernel set (isa): NN_ISA_PLAIN the portable loops, NN_ISA_AVX2 the
+ * vector ones where the CPU has them. */
+static void check_fast_activations(int isa) {
     enum { N = 4001 };
     static float x[N], y[N], z[N];
     for (int i = 0; i < N; i++) x[i] = -100.0f + 200.0f * i / (N - 1);
     x[2000] = 0.0f;
-    nn_vsigmoid(y, x, N);
-    nn_vtanh(z, x, N);
+    nn_vsigmoid(y, x, N, isa);
+    nn_vtanh(z, x, N, isa);
     for (int i = 0; i < N; i++) {
         ASSERT_NEAR(y[i], 1.0 / (1.0 + exp(-(double)x[i])), 1e-6);
         ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-6);
@@ -593,23 +616,29 @@ static void test_fast_activations_close_to_libm(void) {
     ASSERT_NEAR(y[2000], 0.5, 1e-7);
     ASSERT_NEAR(z[2000], 0.0, 0);
     for (int i = 0; i < N; i++) x[i] = -0.3f + 0.6f * i / (N - 1);   /* near 0: relative error */
-    nn_vtanh(z, x, N);
+    nn_vtanh(z, x, N, isa);
     for (int i = 0; i < N; i++) ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-7 + 1e-6 * fabs(tanh((double)x[i])));
-    nn_vtanh(z, x, 5);   /* a tail shorter than a vector */
+    nn_vtanh(z, x, 5, isa);   /* a tail shorter than a vector */
     for (int i = 0; i < 5; i++) ASSERT_NEAR(z[i], tanh((double)x[i]), 1e-7);
     float nan_in[2] = { NAN, INFINITY }, out[2];   /* found by the fuzz test: NaN overflowed 2^k */
-    nn_vtanh(out, nan_in, 2);
+    nn_vtanh(out, nan_in, 2, isa);
     ASSERT_TRUE(isnan(out[0]));
     ASSERT_NEAR(out[1], 1.0, 0);
-    nn_vsigmoid(out, nan_in, 2);
+    nn_vsigmoid(out, nan_in, 2, isa);
     ASSERT_TRUE(isnan(out[0]));
     ASSERT_NEAR(out[1], 1.0, 0);
+}
+
+static void test_fast_activations_close_to_libm(void) {
+    check_fast_activations(NN_ISA_PLAIN);
+    check_fast_activations(NN_ISA_AVX2);
 }
 
 int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(test_load_missing_file),
         TEST_CASE(test_load_garbage),
+        TEST_CASE(test_plan_refuses_options_out_of_range),
         TEST_CASE(test_load_truncated),
         TEST_CASE(test_load_unsupported_op_named),
         TEST_CASE(test_load_allowing_unsupported_ops),
