@@ -802,6 +802,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
             snprintf(err, errlen, "cannot start a worker thread: %s", strerror(rc));
             goto fail;
         }
+        pthread_setname_np(j->threads[i], "pd-worker");
         j->threads_started++;
     }
     int rc = pthread_create(&j->watchdog, NULL, watchdog_main, j);
@@ -810,6 +811,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
         goto fail;
     }
     j->watchdog_started = 1;
+    pthread_setname_np(j->watchdog, "pd-watchdog");
     metrics_add_collector(m, collect, j);
     *out = j;
     return 0;

@@ -258,7 +258,11 @@ static int op_run(store_t *st, op_t *op) {
 /* Applies a committed op's changes to the graph (writer thread, commit order). */
 static void op_apply_graph(store_t *st, op_t *op) {
     graph_t *g = st->graph;
-    if (!g) return;
+    /* job and chunk writes change no entity: taking the graph's write lock for them would
+     * stall every reader (lookups of a submission, chunks computing) behind this thread */
+    const int graph_op = op->kind == OP_IMPORT_ENT || op->kind == OP_IMPORT_REL || op->kind == OP_PATCH ||
+                         op->kind == OP_DELETE || op->kind == OP_REL_DELETE;
+    if (!g || (!graph_op && op->n_touched == 0 && !(st->apply_hook && op->version))) return;
     graph_wrlock(g); /* once for the whole op: an import applies all its rows under one lock */
     switch (op->kind) {
     case OP_IMPORT_ENT: {
@@ -587,10 +591,15 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
     st->clock = load_clock(db);
     if (buf_reserve(&st->scratch, 4096)) { sq_seterr(err, errlen, "out of memory"); goto fail; }
     sqlite3_wal_hook(db, wal_hook, st);
-    if (pthread_create(&st->ckpt, NULL, ckpt_main, st) == 0) st->ckpt_started = 1;
-    else sqlite3_wal_autocheckpoint(db, 1000); /* no thread: let commits checkpoint */
+    if (pthread_create(&st->ckpt, NULL, ckpt_main, st) == 0) {
+        st->ckpt_started = 1;
+        pthread_setname_np(st->ckpt, "pd-checkpoint");
+    } else {
+        sqlite3_wal_autocheckpoint(db, 1000); /* no thread: let commits checkpoint */
+    }
     if (pthread_create(&st->writer, NULL, writer_main, st)) { sq_seterr(err, errlen, "cannot start the writer thread"); goto fail; }
     st->writer_started = 1;
+    pthread_setname_np(st->writer, "pd-writer");
     *out = st;
     return 0;
 fail_msg:
