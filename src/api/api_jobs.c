@@ -31,7 +31,8 @@ static void jobs_failed(api_resp_t *rs, const jobs_error_t *e, const char *defau
 }
 
 static void job_not_found(api_resp_t *rs, const char *id) {
-    api_error(rs, 404, "job_not_found", NULL, "no job with id '%.64s'", id);
+    api_error(rs, 404, "job_not_found", NULL,
+              "no job with id '%.64s' (finished jobs are deleted after jobs.retention_s)", id);
 }
 
 /* The 202 answer for job. */

@@ -33,6 +33,7 @@ static const key_def_t KEYS[] = {
     {"jobs", "max_chunks", L(max_chunks), "250", 1, 100000000, "a bigger job gets bigger chunks so that it has at most this many (each chunk costs a commit)"},
     {"jobs", "inline_max_entities", L(inline_max_entities), "1000", 0, 1000000, "a job whose entities still to compute (after the cache) number at most this many, for a per-entity model (ising analytic, ews, bifurcation), is computed during its submission and answered COMPLETED in one commit (no queue, no polling); 0 = always queue"},
     {"jobs", "recent_bytes", L(recent_bytes), "67108864", 0, 1L << 40, "memory for jobs done in their submission, record and results, so that the status and results reads right after need not go to the store (least recently used out first); 0 = off"},
+    {"jobs", "retention_s", L(retention_s), "604800", 0, 315360000, "finished jobs (COMPLETED, FAILED, CANCELLED) are deleted with their results and dead letters this many seconds after they finished (a sweep at most a minute later; then GET answers 404); 0 = keep every job"},
     {"jobs", "max_entities", L(max_entities), "1000000", 1, 100000000, "entity ids per job; more gets 422"},
     {"jobs", "max_queue_chunks", L(max_queue_chunks), "100000", 1, 1L << 40, "chunks waiting; a submission over it gets 429 with Retry-After"},
     {"jobs", "max_attempts", I(max_attempts), "5", 1, 1000, "attempts per chunk before it goes to the dead-letter list"},

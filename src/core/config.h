@@ -18,6 +18,7 @@ typedef struct predictd_config {
     long max_chunks;           /* a bigger job gets bigger chunks, at most this many */
     long inline_max_entities;  /* a job needing at most this many computed is done in its submission */
     long recent_bytes;         /* jobs done in their submission kept in memory for their reads */
+    long retention_s;          /* finished jobs are deleted this long after they finished; 0 = never */
     long max_entities;         /* ids per job; more gets 422 */
     long max_queue_chunks;     /* pending chunks; over it submissions get 429 */
     int max_attempts;          /* attempts per chunk before it goes to the dead letters */

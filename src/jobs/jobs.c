@@ -617,7 +617,7 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Takes back expired leases and wakes workers for due retries. */
+/* Takes back expired leases, wakes workers for due retries, runs the retention sweep. */
 static void *watchdog_main(void *arg) {
     jobs_t *j = arg;
     int64_t tick = j->cfg.lease_ms / 4;
@@ -638,6 +638,14 @@ static void *watchdog_main(void *arg) {
         if (expired) metrics_counter_add(j->m, "predictd_lease_expired_total", NULL, expired);
         promote_due(j);
         if (j->heap_n) pthread_cond_broadcast(&j->work_cv);
+        if (j->cfg.retention_s > 0 && now >= j->next_sweep_ms) {
+            /* store writes: never under mu (the writer's callbacks take it) */
+            pthread_mutex_unlock(&j->mu);
+            int64_t wait_ms = jobs_retention_sweep(j);
+            pthread_mutex_lock(&j->mu);
+            j->next_sweep_ms = mono_ms() + wait_ms;
+            if (j->stopping) break;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += tick * 1000000L;
@@ -684,6 +692,9 @@ static void describe_metrics(metrics_t *m) {
                      "Jobs computed during their submission (jobs.inline_max_entities).", NULL, 0);
     metrics_describe(m, "predictd_jobs_inline_entities_total", METRIC_COUNTER,
                      "Entities of chunks settled during their job's submission (cache hits in them included).", NULL, 0);
+    metrics_describe(m, "predictd_jobs_expired_total", METRIC_COUNTER,
+                     "Finished jobs deleted with their results after jobs.retention_s.", NULL, 0);
+    metrics_counter_add(m, "predictd_jobs_expired_total", NULL, 0);
     metrics_describe(m, "predictd_lease_expired_total", METRIC_COUNTER,
                      "Chunk leases taken back by the watchdog (holder stuck past lease_ms).", NULL, 0);
     metrics_counter_add(m, "predictd_chunk_retries_total", NULL, 0);
@@ -787,7 +798,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->work_cv, NULL);
     pthread_cond_init(&j->idle_cv, NULL);
-    j->reuse = jobs_reuse_new(); /* NULL (no memory) only means no reuse */
+    j->reuse = jobs_reuse_new(cfg->retention_s); /* NULL (no memory) only means no reuse */
     j->recent = jobs_recent_new(cfg->recent_bytes > 0 ? (size_t)cfg->recent_bytes : 0);
     describe_metrics(m);
     if (recover(j, NULL, err, errlen) < 0) goto fail;

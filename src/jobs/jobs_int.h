@@ -81,6 +81,7 @@ struct jobs {
     double chunk_ms_avg;    /* exponential moving average; 0 = no sample yet */
     int stopping, abandon, stopped;
     long released;          /* chunks given up at stop */
+    int64_t next_sweep_ms;  /* watchdog: when the retention sweep runs next (mono) */
 
     const model_t *extra_models[8]; /* jobs_add_model, in order (under mu) */
     int n_extra_models;
@@ -141,6 +142,8 @@ typedef struct {
 typedef struct jobs_recent jobs_recent_t;
 typedef struct jobs_recent_entry jobs_recent_entry_t;
 jobs_recent_t *jobs_recent_new(size_t max_bytes); /* NULL: max_bytes 0 or no memory */
+/* Drops the jobs that finished before finished_before_ms (wall clock): retention. */
+void jobs_recent_expire(jobs_recent_t *r, int64_t finished_before_ms);
 void jobs_recent_free(jobs_recent_t *r);
 /* Keeps the finished job with its n settled chunk blobs (one per chunk), taking their
  * ownership (their pointers in settled are set to NULL) when it does. */
@@ -152,7 +155,10 @@ void jobs_recent_release(jobs_recent_t *r, const jobs_recent_entry_t *e);
 
 /* jobs_reuse.c: identical requests answered with the job already holding their results. */
 typedef struct jobs_reuse jobs_reuse_t;
-jobs_reuse_t *jobs_reuse_new(void);
+/* retention_s > 0: an entry lives at most half of it (its job must outlive every reuse) */
+jobs_reuse_t *jobs_reuse_new(long retention_s);
+/* Forgets the jobs that finished before finished_before_ms (wall clock): retention. */
+void jobs_reuse_expire(jobs_reuse_t *r, int64_t finished_before_ms);
 void jobs_reuse_free(jobs_reuse_t *r);
 /* The request's key: model, normalised parameters, the distinct ids in order (NUL-separated). */
 void jobs_reuse_key(const char *model, const char *params_json, const char *ids, size_t ids_len,
@@ -233,5 +239,9 @@ void jobs_publish_finished(jobs_t *j, const store_job_t *job);
 /* job.progress {job_id, chunks_done, chunks_dead, n_chunks, successful, failed, progress}
  * after one of the job's chunks settled (job as read back after that commit). */
 void jobs_publish_progress(jobs_t *j, const store_job_t *job);
+
+/* jobs_retention.c: deletes finished jobs past jobs.retention_s (memory, then store); run
+ * by the watchdog without jobs.mu. Returns the milliseconds until the next sweep. */
+int64_t jobs_retention_sweep(jobs_t *j);
 
 #endif

@@ -113,6 +113,16 @@ void jobs_recent_put(jobs_recent_t *r, const store_job_t *job, store_chunk_blob_
     pthread_mutex_unlock(&r->mu);
 }
 
+void jobs_recent_expire(jobs_recent_t *r, int64_t finished_before_ms) {
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    for (jobs_recent_entry_t *e = r->head, *next; e; e = next) {
+        next = e->lnext;
+        if (e->job.finished_at < finished_before_ms) unlink_entry(r, e);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 const jobs_recent_entry_t *jobs_recent_get(jobs_recent_t *r, const char *id, store_job_t *job) {
     if (!r) return NULL;
     pthread_mutex_lock(&r->mu);

@@ -8,7 +8,8 @@
  * compute exactly those results; so it gets that job, already durable, instead of a new job
  * that stores a second copy: no write, no commit to wait for. The answer says "reused": true.
  *
- * Never staler than the cache itself: an entry lives for the model's cache TTL, and any cache
+ * Never staler than the cache itself: an entry lives for the model's cache TTL (or half of
+ * jobs.retention_s when shorter, so its job is never deleted first), and any cache
  * invalidation (an EWS alert, the manual call) retires every entry (the cache's generation is
  * part of the check). Requests with an Idempotency-Key keep their own semantics and are not
  * reused. The table is small and in memory: after a restart the first repeat is a new job. */
@@ -37,15 +38,27 @@ typedef struct {
 } body_entry_t;
 
 struct jobs_reuse {
+    long max_s;         /* an entry's longest life (half the jobs' retention); 0 = no bound */
     pthread_mutex_t mu; /* protects slots and bodies */
     reuse_entry_t slots[REUSE_SLOTS];
     body_entry_t bodies[REUSE_SLOTS];
 };
 
-jobs_reuse_t *jobs_reuse_new(void) {
+jobs_reuse_t *jobs_reuse_new(long retention_s) {
     jobs_reuse_t *r = calloc(1, sizeof *r);
-    if (r) pthread_mutex_init(&r->mu, NULL);
+    if (!r) return NULL;
+    pthread_mutex_init(&r->mu, NULL);
+    r->max_s = retention_s > 0 ? (retention_s + 1) / 2 : 0;
     return r;
+}
+
+void jobs_reuse_expire(jobs_reuse_t *r, int64_t finished_before_ms) {
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < REUSE_SLOTS; i++)
+        if (r->slots[i].expires_ms && r->slots[i].job.finished_at < finished_before_ms)
+            memset(&r->slots[i], 0, sizeof r->slots[i]);
+    pthread_mutex_unlock(&r->mu);
 }
 
 void jobs_reuse_free(jobs_reuse_t *r) {
@@ -77,7 +90,7 @@ void jobs_reuse_put(jobs_reuse_t *r, uint64_t k1, uint64_t k2, const jobs_body_k
                     const cache_scope_t *scope, uint64_t d1, uint64_t d2, uint64_t cache_gen, uint64_t mutations,
                     long n, const store_job_t *job) {
     if (!r || scope->ttl_s <= 0) return;
-    const int ttl_s = scope->ttl_s;
+    const long ttl_s = r->max_s > 0 && r->max_s < scope->ttl_s ? r->max_s : scope->ttl_s;
     pthread_mutex_lock(&r->mu);
     reuse_entry_t *e = &r->slots[k1 % REUSE_SLOTS];
     e->k1 = k1;

@@ -158,6 +158,10 @@ int store_deadletters_list(store_t *st, long after_id, int limit, store_deadlett
  * retried, or its job was cancelled. */
 int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chunk);
 
+/* Retention: deletes up to limit finished jobs (COMPLETED, FAILED or CANCELLED) whose
+ * finished_at is before finished_before_ms (wall clock), oldest first, with their results,
+ * ids and dead letters, in one transaction. Returns how many were deleted, -1 on error. */
+long store_jobs_expire(store_t *st, int64_t finished_before_ms, int limit);
 /* Counts by status (index job_status_t), for metrics at start. */
 int store_job_counts(store_t *st, long counts[5]);
 

@@ -29,7 +29,11 @@
 #include "core/log.h"
 #include "core/util.h"
 
-#define SCHEMA_VERSION 2 /* 2: a job's ids in job_ids, so settling a chunk never rewrites them */
+/* 2: a job's ids in job_ids, so settling a chunk never rewrites them; 3: jobs indexed by
+ * (status, finished_at), so the retention sweep finds expired jobs without a scan */
+#define SCHEMA_VERSION 3
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* ---- statements ------------------------------------------------------------------------ */
 
@@ -79,6 +83,13 @@ static const char *const SQL[Q_COUNT] = {
                      "THEN (CASE WHEN chunks_dead + ?6 > 0 THEN 3 ELSE 2 END) WHEN status = 0 THEN 1 ELSE status END, "
                      "finished_at = CASE WHEN chunks_done + ?5 + chunks_dead + ?6 >= n_chunks THEN ?7 ELSE finished_at END, "
                      "started_at = CASE WHEN started_at = 0 THEN ?7 ELSE started_at END WHERE id = ?1",
+    /* finished jobs past their retention (store_jobs_expire), oldest first, per status */
+    [Q_JOB_EXPIRED] = "SELECT id FROM jobs WHERE status = ?1 AND finished_at > 0 AND finished_at < ?2 "
+                      "ORDER BY finished_at LIMIT ?3",
+    [Q_JOB_DEL] = "DELETE FROM jobs WHERE id = ?1",
+    [Q_JOB_IDS_DEL] = "DELETE FROM job_ids WHERE job_id = ?1",
+    [Q_CHUNK_DEL_JOB] = "DELETE FROM chunk_results WHERE job_id = ?1",
+    [Q_DL_DEL_JOB] = "DELETE FROM deadletters WHERE job_id = ?1",
     [Q_JOB_CANCEL] = "UPDATE jobs SET status = 4, finished_at = ?2, updated_at = ?2 WHERE id = ?1",
     /* a dead chunk's entities count as failed until it is retried (?3: the chunk) */
     [Q_JOB_REOPEN] = "UPDATE jobs SET chunks_dead = chunks_dead - 1, status = 1, finished_at = 0, updated_at = ?2, "
@@ -126,7 +137,7 @@ static const char SCHEMA[] =
     /* the ids (up to millions, megabytes) apart from the row every chunk settle rewrites */
     "CREATE TABLE IF NOT EXISTS job_ids(job_id TEXT PRIMARY KEY, ids BLOB NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem_key ON jobs(idem_key) WHERE idem_key IS NOT NULL;"
-    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);"
+    "CREATE INDEX IF NOT EXISTS jobs_status_finished ON jobs(status, finished_at);"
     "CREATE TABLE IF NOT EXISTS chunk_results(job_id TEXT NOT NULL, chunk INTEGER NOT NULL, blob BLOB NOT NULL,"
     " created_at INTEGER NOT NULL, PRIMARY KEY (job_id, chunk));"
     "CREATE TABLE IF NOT EXISTS deadletters(id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
@@ -246,6 +257,7 @@ static int op_run(store_t *st, op_t *op) {
     case OP_DEADLETTER: return sq_op_deadletter(st, op);
     case OP_CANCEL: return sq_op_cancel(st, op);
     case OP_DL_RETRY: return sq_op_dl_retry(st, op);
+    case OP_JOBS_EXPIRE: return sq_op_jobs_expire(st, op);
     case OP_SQL: {
         int rc = op->sql_fn(st->w->db, op->sql_arg, op->err, op->errlen);
         if (rc && !op->err[0]) sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
@@ -582,9 +594,12 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
         "CREATE TABLE job_ids(job_id TEXT PRIMARY KEY, ids BLOB NOT NULL);"
         "INSERT INTO job_ids(job_id, ids) SELECT id, ids FROM jobs;"
         "ALTER TABLE jobs DROP COLUMN ids;";
+    /* version 2 indexed jobs by status alone: SCHEMA makes the (status, finished_at) index */
+    static const char MIGRATE_2_3[] = "DROP INDEX IF EXISTS jobs_status;";
     if ((uv == 1 && sqlite3_exec(db, MIGRATE_1_2, NULL, NULL, &msg) != SQLITE_OK) ||
+        (uv >= 1 && uv < 3 && sqlite3_exec(db, MIGRATE_2_3, NULL, NULL, &msg) != SQLITE_OK) ||
         sqlite3_exec(db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA user_version=2; COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(db, "PRAGMA user_version=" STR(SCHEMA_VERSION) "; COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         goto fail_msg;
     }
@@ -751,6 +766,17 @@ int store_job_cancel(store_t *st, const char *id, store_job_t *out) {
     int rc = sq_submit_sync(st, &op);
     if (rc < 0) LOG_E("store: cancel failed", "job=%s err=\"%s\"", id, err);
     return rc;
+}
+
+long store_jobs_expire(store_t *st, int64_t finished_before_ms, int limit) {
+    char err[256] = "";
+    op_t op = {.kind = OP_JOBS_EXPIRE, .at_ms = finished_before_ms, .n = limit > 0 ? (size_t)limit : 0,
+               .err = err, .errlen = sizeof err};
+    if (sq_submit_sync(st, &op) != 0) {
+        LOG_E("store: expiring finished jobs failed", "err=\"%s\"", err);
+        return -1;
+    }
+    return (long)op.len;
 }
 
 int store_deadletter_retry(store_t *st, long id, char job_id[32], uint32_t *chunk) {

@@ -20,7 +20,8 @@ enum {
     Q_CLOCK_SET, Q_ENT_SET_VERSION_K, Q_ENT_GET, Q_ENT_UPSERT, Q_ENT_EXISTS, Q_ENT_SET_VERSION, Q_ENT_SET_PROPS, Q_ENT_DELETE,
     Q_REL_INSERT, Q_REL_MATCH, Q_REL_DEL_ROWID, Q_REL_NEIGHBOURS, Q_REL_DEL_ENTITY, Q_OBS_UPSERT,
     Q_OBS_DEL_ENTITY, Q_JOB_INSERT, Q_JOB_IDS_INSERT, Q_JOB_BY_IDEM, Q_JOB_GET, Q_JOB_LIST, Q_JOB_WORK, Q_JOB_UNFINISHED,
-    Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_CHUNK_N, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
+    Q_JOB_COUNTS, Q_JOB_STARTED, Q_JOB_SETTLE, Q_JOB_CANCEL, Q_JOB_REOPEN, Q_JOB_EXPIRED, Q_JOB_DEL, Q_JOB_IDS_DEL,
+    Q_CHUNK_DEL_JOB, Q_DL_DEL_JOB, Q_CHUNK_N, Q_CHUNK_EXISTS, Q_CHUNK_INSERT,
     Q_CHUNK_LIST, Q_DL_ACTIVE, Q_DL_INSERT, Q_DL_LIST, Q_DL_GET, Q_DL_MARK_RETRIED, Q_DL_DEAD_LIST,
     Q_RESULTS_SCAN, Q_ENT_ALL, Q_REL_ALL, Q_OBS_GET,
     Q_TX_BEGIN, Q_TX_SAVEPOINT, Q_TX_ROLLBACK_TO, Q_TX_RELEASE, Q_TX_COMMIT, Q_TX_ROLLBACK, Q_COUNT
@@ -51,7 +52,7 @@ void sq_read_job(sqlite3_stmt *s, store_job_t *j);
 
 typedef enum {
     OP_IMPORT_ENT, OP_IMPORT_REL, OP_IMPORT_OBS, OP_PATCH, OP_DELETE, OP_REL_DELETE, OP_JOB_INSERT,
-    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY, OP_SQL
+    OP_JOB_STARTED, OP_CHUNK_COMMIT, OP_DEADLETTER, OP_CANCEL, OP_DL_RETRY, OP_JOBS_EXPIRE, OP_SQL
 } op_kind_t;
 
 typedef struct { char *a, *b; double w; } removed_rel_t;
@@ -162,5 +163,7 @@ int sq_op_chunk_commit(store_t *st, op_t *op);
 int sq_op_deadletter(store_t *st, op_t *op);
 int sq_op_cancel(store_t *st, op_t *op);
 int sq_op_dl_retry(store_t *st, op_t *op);
+/* op->at_ms: the cutoff, op->n: the limit; op->len: how many jobs were deleted */
+int sq_op_jobs_expire(store_t *st, op_t *op);
 
 #endif

@@ -236,3 +236,43 @@ int sq_op_dl_retry(store_t *st, op_t *op) {
     return 0;
 }
 
+
+/* Deletes up to op->n finished jobs that finished before op->at_ms, with everything kept for
+ * them: results, ids, dead letters. Their ids are read first (a statement is not stepped
+ * while the rows under it are deleted). */
+int sq_op_jobs_expire(store_t *st, op_t *op) {
+    op->len = 0;
+    if (op->n == 0) return 0;
+    char (*ids)[32] = malloc(op->n * sizeof *ids);
+    if (!ids) { sq_seterr(op->err, op->errlen, "store: out of memory"); return -1; }
+    size_t n = 0;
+    static const int FINAL[3] = {JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED};
+    for (int f = 0; f < 3 && n < op->n; f++) {
+        sqlite3_stmt *s = sq_stmt(st->w, Q_JOB_EXPIRED);
+        if (!s) { free(ids); sq_seterr(op->err, op->errlen, "store: statement unavailable"); return -1; }
+        sqlite3_bind_int(s, 1, FINAL[f]);
+        sqlite3_bind_int64(s, 2, op->at_ms);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)(op->n - n));
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < op->n) {
+            const char *id = (const char *)sqlite3_column_text(s, 0);
+            snprintf(ids[n++], sizeof ids[0], "%s", id ? id : "");
+        }
+        sq_done_stmt(s);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+            free(ids);
+            sq_seterr(op->err, op->errlen, "store: %s", sqlite3_errmsg(st->w->db));
+            return -1;
+        }
+    }
+    static const int DEL[4] = {Q_CHUNK_DEL_JOB, Q_JOB_IDS_DEL, Q_DL_DEL_JOB, Q_JOB_DEL};
+    for (size_t i = 0; i < n; i++)
+        for (int d = 0; d < 4; d++) {
+            sqlite3_stmt *s = sq_stmt(st->w, DEL[d]);
+            if (s) sq_bind_text(s, 1, ids[i]);
+            if (sq_exec_step(st, op, s)) { free(ids); return -1; }
+        }
+    free(ids);
+    op->len = n;
+    return 0;
+}

@@ -1,7 +1,8 @@
 """Process life cycle: SIGTERM with work in hand, restart, retries under injected faults,
-dead letters and their retry, and one data dir per server."""
+dead letters and their retry, one data dir per server, and the retention of finished jobs."""
 import os
 import random
+import re
 import sys
 import time
 
@@ -195,6 +196,39 @@ def test_restart_keeps_graph_jobs_and_results():
         c.wait_job(jid2)
         res3, _, _ = c.all_results(jid2)
         check_job_results(res3, ids, oracle, 0.5, 0.75, "job on the reloaded graph")
+        s.check_clean_exit()
+
+
+@suite.test
+def test_finished_jobs_are_deleted_after_retention():
+    rng = random.Random(11)
+    with Server(env={"PREDICTD_JOBS_RETENTION_S": "2"}) as s:
+        c = s.client()
+        ents, rels, oracle = random_graph(rng, 40, 60)
+        load_graph(c, ents, rels)
+        ids = [e["entity_id"] for e in ents]
+        old = c.submit(ids[:20], temperature=1.1, horizon="2h").json["job_id"]
+        j = c.wait_job(old)
+        eq(j["status"], "COMPLETED", "the first job")
+        res, _, _ = c.all_results(old)
+        eq(len(res), 20, "its results, before the retention passed")
+        # kept at least retention_s after it finished, deleted at most a sweep (1 s here) later
+        deadline = time.time() + 15
+        while c.get("/api/v1/jobs/" + old).status == 200 and time.time() < deadline:
+            time.sleep(0.2)
+        r = c.expect(404, "GET", "/api/v1/jobs/" + old)
+        eq(r.json["error"]["code"], "job_not_found", "an expired job is not found")
+        c.expect(404, "GET", "/api/v1/jobs/%s/results" % old)
+        listed = [x["job_id"] for x in c.expect(200, "GET", "/api/v1/jobs?limit=100").json["jobs"]]
+        ok(old not in listed, "an expired job is not listed", listed)
+        # a job that finished within the retention is whole
+        new = c.submit(ids[20:], temperature=1.1, horizon="2h").json["job_id"]
+        c.wait_job(new)
+        res, meta, _ = c.all_results(new)
+        check_job_results(res, ids[20:], oracle, 1.1, 2.0, "a job within the retention")
+        text = c.expect(200, "GET", "/metrics").body.decode()
+        m = re.search(r"^predictd_jobs_expired_total (\S+)$", text, re.M)
+        ok(m and float(m.group(1)) >= 1, "predictd_jobs_expired_total counts it", m and m.group(0))
         s.check_clean_exit()
 
 

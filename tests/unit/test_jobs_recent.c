@@ -1,5 +1,6 @@
 /* jobs_recent.c: finished jobs kept in memory for their reads: what is kept, what is not,
  * eviction by bytes, and an entry evicted while read stays valid until its reader is done. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,11 +107,45 @@ static void least_recent_go_first_and_readers_keep_theirs(void) {
     jobs_recent_free(r);
 }
 
+static void jobs_past_retention_are_dropped(void) {
+    jobs_recent_t *r = jobs_recent_new(1 << 20);
+    store_job_t job;
+    store_chunk_blob_t s[1];
+    const int64_t finished[4] = {1000, 5000, 2000, 9000}; /* not in order of their puts */
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "JOB-%d", i);
+        make(id, 1, 10, &job, s);
+        job.finished_at = finished[i];
+        jobs_recent_put(r, &job, s, 1);
+    }
+    const jobs_recent_entry_t *held = jobs_recent_get(r, "JOB-0", NULL);
+    jobs_recent_expire(r, 5000); /* before 5000: JOB-0 and JOB-2 */
+    ASSERT_TRUE(jobs_recent_get(r, "JOB-0", NULL) == NULL);
+    ASSERT_TRUE(jobs_recent_get(r, "JOB-2", NULL) == NULL);
+    for (int i = 1; i <= 3; i += 2) {
+        char id[32];
+        snprintf(id, sizeof id, "JOB-%d", i);
+        const jobs_recent_entry_t *e = jobs_recent_get(r, id, &job);
+        ASSERT_TRUE(e != NULL);
+        ASSERT_EQ_INT(job.finished_at, finished[i]);
+        jobs_recent_release(r, e);
+    }
+    const void *b;
+    size_t len;
+    jobs_recent_blob(held, 0, &b, &len); /* its reader still has it */
+    ASSERT_TRUE(b != NULL && len == 10);
+    jobs_recent_release(r, held);
+    jobs_recent_expire(NULL, 5000); /* no table: a no-op */
+    jobs_recent_free(r);
+}
+
 int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(kept_jobs_are_read_back_chunk_by_chunk),
         TEST_CASE(incomplete_or_oversized_jobs_stay_with_the_caller),
         TEST_CASE(least_recent_go_first_and_readers_keep_theirs),
+        TEST_CASE(jobs_past_retention_are_dropped),
     };
     return test_main("jobs_recent", cases, (int)(sizeof cases / sizeof cases[0]));
 }

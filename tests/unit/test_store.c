@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/config.h"
+#include "core/util.h"
 #include "graph/graph.h"
 #include "store/store.h"
 #include "store/store_sql.h"
@@ -554,6 +557,131 @@ static void test_cancel(void) {
     cleanup(st, NULL);
 }
 
+static void count_chunk(void *arg, uint32_t chunk, const void *blob, size_t len) {
+    (void)chunk; (void)blob; (void)len;
+    (*(int *)arg)++;
+}
+
+static long results_of(store_t *st, const char *id) {
+    int n = 0;
+    store_results_scan(st, id, 0, 100, count_chunk, &n);
+    return n;
+}
+
+static int sqlite_has_index(const char *path, const char *name) {
+    sqlite3 *db = NULL;
+    int found = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK) {
+        sqlite3_stmt *s = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1", -1, &s, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+            if (sqlite3_step(s) == SQLITE_ROW) found = sqlite3_column_int(s, 0);
+        }
+        sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+    return found;
+}
+
+/* Retention: finished jobs before the cutoff go, with their results, ids and dead letters,
+ * oldest first and at most limit per call; unfinished and newer jobs stay whole. */
+static void test_jobs_expire(void) {
+    store_t *st = open_fresh(NULL);
+    ASSERT_TRUE(st);
+    cb_t a = {0, 9};
+    /* JOB-1 completed, JOB-2 failed (a dead letter), JOB-3 cancelled: all before the cutoff */
+    ASSERT_EQ_INT(new_job(st, "JOB-1", 2, NULL, NULL), 0);
+    store_chunk_commit(st, "JOB-1", 0, "r0", 2, 2, 0, 1, on_done, &a);
+    store_chunk_commit(st, "JOB-1", 1, "r1", 2, 2, 0, 1, on_done, &a);
+    ASSERT_EQ_INT(new_job(st, "JOB-2", 2, NULL, NULL), 0);
+    store_chunk_commit(st, "JOB-2", 0, "r0", 2, 2, 0, 1, on_done, &a);
+    store_chunk_deadletter(st, "JOB-2", 1, "boom", 3, on_done, &a);
+    ASSERT_EQ_INT(new_job(st, "JOB-3", 1, NULL, NULL), 0);
+    barrier(st);
+    ASSERT_EQ_INT(store_job_cancel(st, "JOB-3", NULL), 0);
+    /* JOB-4 still running (a chunk of two done) */
+    ASSERT_EQ_INT(new_job(st, "JOB-4", 2, NULL, NULL), 0);
+    store_chunk_commit(st, "JOB-4", 0, "r0", 2, 2, 0, 1, on_done, &a);
+    barrier(st);
+    usleep(20000);
+    const int64_t cutoff = now_ms();
+    usleep(20000);
+    /* JOB-5 completed after the cutoff */
+    ASSERT_EQ_INT(new_job(st, "JOB-5", 1, NULL, NULL), 0);
+    store_chunk_commit(st, "JOB-5", 0, "r0", 2, 2, 0, 1, on_done, &a);
+    barrier(st);
+    store_job_t j;
+    ASSERT_EQ_INT(store_job_get(st, "JOB-2", &j), 0);
+    ASSERT_EQ_INT(j.status, JOB_FAILED);
+    ASSERT_TRUE(j.finished_at < cutoff);
+    ASSERT_EQ_INT(results_of(st, "JOB-1"), 2);
+
+    ASSERT_EQ_INT(store_jobs_expire(st, cutoff, 0), 0);
+    ASSERT_EQ_INT(store_jobs_expire(st, cutoff, 2), 2); /* the limit holds */
+    ASSERT_EQ_INT(store_jobs_expire(st, cutoff, 10), 1);
+    ASSERT_EQ_INT(store_jobs_expire(st, cutoff, 10), 0);
+    for (int i = 1; i <= 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "JOB-%d", i);
+        ASSERT_EQ_INT(store_job_get(st, id, &j), 1);
+        ASSERT_EQ_INT(results_of(st, id), 0);
+        char *params = NULL, *ids = NULL;
+        size_t ids_len = 0;
+        ASSERT_TRUE(store_job_load_work(st, id, &params, &ids, &ids_len) != 0);
+        free(params);
+        free(ids);
+    }
+    store_deadletter_t *dl;
+    size_t n;
+    ASSERT_EQ_INT(store_deadletters_list(st, 0, 10, &dl, &n), 0);
+    ASSERT_EQ_INT(n, 0); /* JOB-2's went with it */
+    free(dl);
+    /* the running and the newer job are whole */
+    ASSERT_EQ_INT(store_job_get(st, "JOB-4", &j), 0);
+    ASSERT_EQ_INT(j.status, JOB_PROCESSING);
+    ASSERT_EQ_INT(results_of(st, "JOB-4"), 1);
+    ASSERT_EQ_INT(store_job_get(st, "JOB-5", &j), 0);
+    ASSERT_EQ_INT(j.status, JOB_COMPLETED);
+    ASSERT_EQ_INT(results_of(st, "JOB-5"), 1);
+    long counts[5];
+    ASSERT_EQ_INT(store_job_counts(st, counts), 0);
+    ASSERT_EQ_INT(counts[JOB_COMPLETED], 1);
+    ASSERT_EQ_INT(counts[JOB_FAILED], 0);
+    ASSERT_EQ_INT(counts[JOB_CANCELLED], 0);
+    ASSERT_EQ_INT(counts[JOB_PROCESSING], 1);
+    /* JOB-4 finishing now is not past the cutoff either */
+    store_chunk_commit(st, "JOB-4", 1, "r1", 2, 2, 0, 1, on_done, &a);
+    barrier(st);
+    ASSERT_EQ_INT(store_jobs_expire(st, cutoff, 10), 0);
+    ASSERT_EQ_INT(store_jobs_expire(st, now_ms() + 1000, 10), 2);
+    cleanup(st, NULL);
+}
+
+/* A version-2 database (jobs indexed by status alone) opens as version 3. */
+static void test_schema_2_migrates(void) {
+    store_t *st = open_fresh(NULL);
+    ASSERT_TRUE(st);
+    ASSERT_EQ_INT(new_job(st, "JOB-1", 1, NULL, NULL), 0);
+    store_close(st);
+    char path[128];
+    snprintf(path, sizeof path, "%s/data/predictd.db", tmpdir);
+    sqlite3 *db = NULL;
+    ASSERT_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ_INT(sqlite3_exec(db, "DROP INDEX jobs_status_finished; CREATE INDEX jobs_status ON jobs(status);"
+                                   "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ_INT(sqlite_has_index(path, "jobs_status"), 1);
+    st = reopen();
+    ASSERT_TRUE(st);
+    store_close(st);
+    ASSERT_EQ_INT(sqlite_has_index(path, "jobs_status"), 0);
+    ASSERT_EQ_INT(sqlite_has_index(path, "jobs_status_finished"), 1);
+    st = reopen();
+    store_job_t j;
+    ASSERT_EQ_INT(store_job_get(st, "JOB-1", &j), 0);
+    cleanup(st, NULL);
+}
+
 static void test_persists_across_reopen(void) {
     graph_t *g;
     store_t *st = open_fresh(&g);
@@ -837,6 +965,8 @@ int main(void) {
         TEST_CASE(test_chunk_commit_exactly_once),
         TEST_CASE(test_deadletter_failed_and_retry),
         TEST_CASE(test_cancel),
+        TEST_CASE(test_jobs_expire),
+        TEST_CASE(test_schema_2_migrates),
         TEST_CASE(test_persists_across_reopen),
         TEST_CASE(test_group_commit_concurrent_inserts),
         TEST_CASE(test_failed_op_rolls_back_alone),
