@@ -176,6 +176,7 @@ int cmd_serve(int argc, char **argv) {
         LOG_E("out of memory", "what=metrics");
         goto done;
     }
+    store_attach_metrics(app.store, app.metrics);
     if (cache_open(&app.cache, &app.cfg, app.metrics, err, sizeof err)) {
         LOG_E("cannot create the result cache", "reason=\"%s\"", err);
         goto done;

@@ -168,4 +168,9 @@ int store_job_counts(store_t *st, long counts[5]);
 /* Write statistics since open: groups committed (one transaction, one fsync each) and ops
  * written in them; ops / groups is the group-commit factor. */
 void store_write_stats(store_t *st, uint64_t *groups, uint64_t *ops);
+/* Reports the writer's work from now on: group commits, their size and COMMIT time (the
+ * fsync with synchronous=full), WAL pages, checkpoints (the predictd_store_* families). m
+ * must outlive the store. */
+struct metrics;
+void store_attach_metrics(store_t *st, struct metrics *m);
 #endif

@@ -130,11 +130,13 @@ struct store {
     pthread_cond_t ckpt_cv;
     int ckpt_wanted, ckpt_stop;
     int wal_pages;           /* frames in the WAL after the last commit (writer thread only) */
+    int ckpt_last;           /* wal_pages when the last passive checkpoint was asked for (writer) */
     _Atomic int restart_wanted; /* the writer waits to restart the WAL: no passive run meanwhile */
     pthread_t ckpt;
     int ckpt_started;
 
     uint64_t groups, ops;    /* write statistics; protected by mu */
+    struct metrics *_Atomic metrics; /* store_attach_metrics; NULL: none */
 
     pthread_mutex_t pool_mu; /* protects pool */
     conn_t *pool;

@@ -480,6 +480,16 @@ def test_metrics_families():
         ok(family("busy") or family("worker"), "a busy workers family", sorted(types))
         ok(re.search(r'^predictd_\w*prediction\w*\{[^}]*model="ising"[^}]*\} [1-9]', text, re.M),
            "predictions by model", [l for l in text.splitlines() if "predic" in l][:20])
+        # the store's writer: the upsert and the job were group commits, each with a COMMIT
+        eq(types.get("predictd_store_commit_seconds"), "histogram", "commit time histogram")
+        commits = re.search(r"^predictd_store_commit_seconds_count (\d+)$", text, re.M)
+        groups = re.search(r"^predictd_store_group_ops_count (\d+)$", text, re.M)
+        ops = re.search(r"^predictd_store_group_ops_sum (\S+)$", text, re.M)
+        ok(commits and int(commits.group(1)) >= 2, "commits counted", commits and commits.group(0))
+        ok(groups and ops and float(ops.group(1)) >= int(groups.group(1)) >= 2, "ops per group",
+           groups and groups.group(0), ops and ops.group(0))
+        ok(re.search(r'^predictd_store_wal_pages [1-9]', text, re.M), "WAL pages after the last commit")
+        ok(re.search(r'^predictd_store_checkpoints_total\{mode="passive"\} \d', text, re.M), "checkpoints family")
         s.check_clean_exit()
 
 
