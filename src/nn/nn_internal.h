@@ -93,6 +93,7 @@ struct nn_step {
     int node_index;
     int64_t opset;
     int isa;             /* the plan's NN_ISA_* (resolved: never NN_ISA_BEST) */
+    int reference;       /* the plan runs the plain reference kernels (nn_plan_opts_t) */
     int n_in, n_out;
     nn_val_t **in;       /* NULL entries for absent optional inputs */
     nn_val_t **out;      /* NULL entries for unused optional outputs (kernels skip them) */

@@ -254,6 +254,7 @@ static int infer_half(nn_plan_t *p, int h, int keep_reached, int keep_unreached,
         s.op = &nn_ops[n->op_id];
         s.opset = m->opset;
         s.isa = p->isa;
+        s.reference = p->reference;
         s.n_in = n->n_in;
         s.n_out = n->n_out;
         s.in = calloc((size_t)n->n_in + 1, sizeof(nn_val_t *));
