@@ -8,6 +8,10 @@
  * Usage: nn_peak [THREADS=2] [N=1024] [RUNS=10]; prints
  *   "fma peak: X GFLOP/s (ISA, T threads, best of R)"
  *   "sgemm: Y GFLOP/s (OpenBLAS, T threads, N=.., best of R; c[1]=..)" */
+/* before cblas.h: its <complex.h> defines I, a field name in nn_internal.h */
+#include "nn/nn.h"
+#include "nn/nn_internal.h"
+
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -65,9 +69,10 @@ typedef struct {
 FMA_LOOP(fma_loop_avx512, "avx512f", __m512, 512, "v")
 FMA_LOOP(fma_loop_avx2, "avx2,fma", __m256, 256, "x")
 
+/* the kernel set predictd's own plans choose on this CPU (nn_isa_best) */
 static int fma_isa(void) {
-    if (__builtin_cpu_supports("avx512f")) return 2;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    const int best = nn_isa_best();
+    return best == NN_ISA_AVX512 ? 2 : best == NN_ISA_AVX2 ? 1 : 0;
 }
 static float fma_loop(int isa, long rounds) { return isa == 2 ? fma_loop_avx512(rounds) : fma_loop_avx2(rounds); }
 #else
