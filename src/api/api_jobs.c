@@ -30,9 +30,14 @@ static void jobs_failed(api_resp_t *rs, const jobs_error_t *e, const char *defau
     if (e->retry_after_s > 0) rs->retry_after_s = e->retry_after_s;
 }
 
-static void job_not_found(api_resp_t *rs, const char *id) {
-    api_error(rs, 404, "job_not_found", NULL,
-              "no job with id '%.64s' (finished jobs are deleted after jobs.retention_s)", id);
+static void job_not_found(const api_req_t *rq, api_resp_t *rs, const char *id) {
+    const long keep_s = rq->app->cfg.retention_s;
+    if (keep_s > 0)
+        api_error(rs, 404, "job_not_found", NULL,
+                  "no job with id '%.64s' (finished jobs are deleted %ld s after they finish: jobs.retention_s)",
+                  id, keep_s);
+    else
+        api_error(rs, 404, "job_not_found", NULL, "no job with id '%.64s'", id);
 }
 
 /* The 202 answer for job. */
@@ -100,7 +105,7 @@ void api_job_get(api_req_t *rq, api_resp_t *rs) {
     if (!require_jobs(rq, rs)) return;
     store_job_t job;
     int rc = strlen(rq->param) < sizeof job.id ? jobs_job_get(rq->app->jobs, rq->param, &job) : 1;
-    if (rc == 1) job_not_found(rs, rq->param);
+    if (rc == 1) job_not_found(rq, rs, rq->param);
     else if (rc != 0) api_error(rs, 503, "store_unavailable", NULL, "the store could not read the job");
     else {
         api_put_job(&rs->body, &job);
@@ -171,7 +176,7 @@ void api_job_results(api_req_t *rq, api_resp_t *rs) {
     memset(&e, 0, sizeof e);
     int rc = jobs_results_page(rq->app->jobs, rq->param, rc_c == 0 ? cursor : NULL, (int)limit, &rs->body, &e);
     if (rc == 1) {
-        job_not_found(rs, rq->param);
+        job_not_found(rq, rs, rq->param);
     } else if (rc != 0) {
         if (!e.http_status) {
             e.http_status = 422;
@@ -192,7 +197,7 @@ void api_job_cancel(api_req_t *rq, api_resp_t *rs) {
         api_error(rs, 409, "already_finished", NULL, "job %.64s already finished with status %s",
                   rq->param, job_status_name(job.status));
     } else if (rc == 1) {
-        job_not_found(rs, rq->param);
+        job_not_found(rq, rs, rq->param);
     } else {
         api_error(rs, 503, "store_unavailable", NULL, "the store could not cancel the job");
     }

@@ -218,6 +218,7 @@ def test_finished_jobs_are_deleted_after_retention():
             time.sleep(0.2)
         r = c.expect(404, "GET", "/api/v1/jobs/" + old)
         eq(r.json["error"]["code"], "job_not_found", "an expired job is not found")
+        ok("deleted 2 s after" in r.json["error"]["message"], "the 404 says why", r.json)
         c.expect(404, "GET", "/api/v1/jobs/%s/results" % old)
         listed = [x["job_id"] for x in c.expect(200, "GET", "/api/v1/jobs?limit=100").json["jobs"]]
         ok(old not in listed, "an expired job is not listed", listed)
