@@ -126,8 +126,7 @@ static const char SCHEMA[] =
     " version INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS relationships(source INTEGER NOT NULL, target INTEGER NOT NULL,"
     " type TEXT NOT NULL DEFAULT '', weight REAL NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS relationships_source ON relationships(source);"
-    "CREATE INDEX IF NOT EXISTS relationships_target ON relationships(target);"
+    SQ_REL_INDEXES
     "CREATE TABLE IF NOT EXISTS observations(entity_id TEXT NOT NULL, series TEXT NOT NULL, ts REAL NOT NULL,"
     " value REAL NOT NULL, PRIMARY KEY (entity_id, series, ts)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, model TEXT NOT NULL, status INTEGER NOT NULL,"

@@ -29,6 +29,11 @@ enum {
 
 #define SQ_BUSY_TIMEOUT_MS 10000 /* how long a connection waits for a lock */
 
+/* The relationships' two indexes (the schema makes them; a big import rebuilds them) */
+#define SQ_REL_INDEXES                                                                 \
+    "CREATE INDEX IF NOT EXISTS relationships_source ON relationships(source);"         \
+    "CREATE INDEX IF NOT EXISTS relationships_target ON relationships(target);"
+
 typedef struct conn {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT]; /* prepared on first use */
