@@ -716,7 +716,7 @@ static void test_big_relationship_import_rebuilds_indexes(void) {
     store_t *st = open_fresh(&g);
     ASSERT_TRUE(st);
     enum { NE = 1000, NR = 100000 };
-    static char names[NE][8];
+    static char names[NE][16];
     entity_row_t *er = calloc(NE, sizeof *er);
     rel_row_t *rr = calloc(NR, sizeof *rr);
     ASSERT_TRUE(er && rr);
