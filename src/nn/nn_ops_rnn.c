@@ -34,6 +34,7 @@ typedef struct {
     /* fused LSTM (rnn_fused): [W^T; R^T] stacked along K (I + H) in 16-column panels per
      * direction, so that one product of the row [x_t | h] gives every gate; NULL: not fused */
     float *xp;
+    int run_fused;   /* rnn_run takes the fused path: xp, and the plan is not the reference one */
     size_t off_a;    /* scratch: the rows [x_t | h], B x (I + H) */
     size_t off_h2;   /* scratch: the new h of a step with k->lstm_rows (the old one in off_h) */
 } rnn_t;
@@ -153,8 +154,8 @@ static int rnn_infer(nn_step_t *s, int kind, char *err, size_t errlen) {
     size_t off = 0;
     /* the input projection of every step (T x B x 4H per direction) only for the unfused
      * path: the fused LSTM computes it block by block (32 MiB at batch 1024, T 32, H 64) */
-    const int runs_fused = p->xp && !s->reference; /* as rnn_run decides */
-    p->off_gx = off, off += runs_fused ? 0 : (size_t)(D * T * B * GH);
+    p->run_fused = p->xp && !s->reference;
+    p->off_gx = off, off += p->run_fused ? 0 : (size_t)(D * T * B * GH);
     p->off_h = off, off += (size_t)(D * B * H);
     p->off_c = off, off += (size_t)(D * B * H);
     p->off_g = off, off += (size_t)(B * GH);
@@ -463,7 +464,7 @@ static int rnn_run(nn_exec_t *ex, nn_step_t *s) {
     }
     /* threads only where the work (multiply-adds) outweighs waking them (tens of us) */
     int64_t work_x = p->D * p->T * p->B * p->I * p->GH, work_h = p->D * p->T * p->B * p->H * p->GH;
-    if (p->xp && !ex->reference) {
+    if (p->run_fused) {
         if (ex->pool && p->B >= 2 && work_x + work_h >= (1 << 20)) nn_pool_run(ex->pool, rnn_fused, &j);
         else rnn_fused(&j, 0, 1);
         return 0;
