@@ -105,18 +105,43 @@ static job_work_t *work_load(jobs_t *j, const job_rt_t *rt, char *err, size_t er
 
 /* ---- job runtime records (j->mu held) --------------------------------------------- */
 
+/* A queue of thousands of small jobs holds as many records, and every submission and
+ * cancel looks one up under j->mu: by hash, not by walking the list. */
+static uint64_t rt_hash(const char *id) { return hash_bytes(id, strlen(id), 0x6a6f6273); }
+
 static job_rt_t *rt_find(jobs_t *j, const char *id) {
-    for (job_rt_t *rt = j->rts; rt; rt = rt->next)
-        if (strcmp(rt->id, id) == 0) return rt;
+    if (!j->rt_cap) return NULL;
+    const uint64_t h = rt_hash(id);
+    for (job_rt_t *rt = j->rt_tab[h & (j->rt_cap - 1)]; rt; rt = rt->hnext)
+        if (rt->hash == h && strcmp(rt->id, id) == 0) return rt;
     return NULL;
+}
+
+/* Doubles the buckets once the records outnumber them; without memory the chains just grow. */
+static void rt_tab_grow(jobs_t *j) {
+    size_t cap = j->rt_cap ? j->rt_cap * 2 : 64;
+    job_rt_t **tab = calloc(cap, sizeof *tab);
+    if (!tab) return;
+    for (size_t b = 0; b < j->rt_cap; b++)
+        for (job_rt_t *rt = j->rt_tab[b], *next; rt; rt = next) {
+            next = rt->hnext;
+            rt->hnext = tab[rt->hash & (cap - 1)];
+            tab[rt->hash & (cap - 1)] = rt;
+        }
+    free(j->rt_tab);
+    j->rt_tab = tab;
+    j->rt_cap = cap;
 }
 
 job_rt_t *jobs_rt_get(jobs_t *j, const store_job_t *job, const model_t *md) {
     job_rt_t *rt = rt_find(j, job->id);
     if (rt) return rt;
+    if (j->rt_n >= j->rt_cap) rt_tab_grow(j);
+    if (!j->rt_cap) return NULL;
     rt = calloc(1, sizeof *rt);
     if (!rt) return NULL;
     snprintf(rt->id, sizeof rt->id, "%s", job->id);
+    rt->hash = rt_hash(rt->id);
     rt->model = md;
     rt->priority = job->priority;
     rt->chunk_size = job->chunk_size > 0 ? job->chunk_size : 1;
@@ -124,6 +149,10 @@ job_rt_t *jobs_rt_get(jobs_t *j, const store_job_t *job, const model_t *md) {
     rt->next = j->rts;
     if (j->rts) j->rts->prev = rt;
     j->rts = rt;
+    job_rt_t **b = &j->rt_tab[rt->hash & (j->rt_cap - 1)];
+    rt->hnext = *b;
+    *b = rt;
+    j->rt_n++;
     return rt;
 }
 
@@ -131,6 +160,10 @@ void jobs_rt_unref(jobs_t *j, job_rt_t *rt) {
     if (--rt->refs > 0) return;
     if (rt->prev) rt->prev->next = rt->next; else j->rts = rt->next;
     if (rt->next) rt->next->prev = rt->prev;
+    job_rt_t **b = &j->rt_tab[rt->hash & (j->rt_cap - 1)];
+    while (*b != rt) b = &(*b)->hnext;
+    *b = rt->hnext;
+    j->rt_n--;
     work_free(rt->work);
     free(rt);
 }
@@ -885,6 +918,7 @@ void jobs_free(jobs_t *j) {
         work_free(rt->work);
         free(rt);
     }
+    free(j->rt_tab);
     free(j->heap);
     free(j->delayed);
     free(j->threads);

@@ -37,6 +37,8 @@ typedef struct job_rt {
     long refs;              /* chunk items alive + executions in flight */
     int announced;          /* job.completed/job.failed published (jobs.c) */
     struct job_rt *prev, *next;
+    struct job_rt *hnext;   /* its chain in jobs.rt_tab */
+    uint64_t hash;          /* of id */
 } job_rt_t;
 
 typedef struct chunk_item {
@@ -72,6 +74,8 @@ struct jobs {
     chunk_item_t *leased;   /* leased list (running or committing) */
     long leased_n;
     job_rt_t *rts;          /* jobs with chunks in memory */
+    job_rt_t **rt_tab;      /* ... by id: chained, rt_cap buckets (a power of two, or 0) */
+    size_t rt_cap, rt_n;
     long reserved_chunks;   /* admitted, being committed, not yet queued */
     uint64_t next_seq, next_token, rng;
     long faults_injected;

@@ -484,6 +484,45 @@ static void cancel_drops_waiting_chunks(void) {
     fx_end(&f);
 }
 
+/* Hundreds of jobs waiting at once: each cancel finds its own job's runtime record (they
+ * are looked up by id in a table that grows and loses entries as jobs go) and drops exactly
+ * that job's chunks from the queue. */
+static void cancel_finds_each_of_many_waiting_jobs(void) {
+    fx_t f;
+    fx_config(&f);
+    f.cfg.workers = 1;
+    f.cfg.chunk_size = 1;
+    f.cfg.fault_chunk_failures = 100000;
+    f.cfg.backoff_base_ms = 60000;
+    f.cfg.backoff_max_ms = 60000;
+    if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
+    enum { JOBS = 300 };
+    static char ids[JOBS][32];
+    char body[256];
+    snprintf(body, sizeof body, "{\"entity_ids\":[\"A\",\"B\",\"C\"],%s}", PARAMS);
+    for (int i = 0; i < JOBS; i++) ASSERT_EQ_INT(submit(&f, body, NULL, ids[i], NULL, NULL), 0);
+    jobs_stats_t s;
+    jobs_stats(f.j, &s);
+    ASSERT_EQ_INT(s.queued_chunks + s.leased_chunks, 3 * JOBS);
+    /* every 7th job first (7 and 300 are coprime: each once), so records go from the middle
+     * of chains as well as their heads */
+    long left = 3 * JOBS;
+    for (int k = 0; k < JOBS; k++) {
+        int i = (k * 7) % JOBS;
+        store_job_t job;
+        ASSERT_EQ_INT(jobs_cancel(f.j, ids[i], &job), 0);
+        left -= 3;
+        for (int t = 0; t < 200; t++) {
+            jobs_stats(f.j, &s);
+            if (s.queued_chunks + s.leased_chunks == left) break;
+            usleep(1000);
+        }
+        ASSERT_EQ_INT(s.queued_chunks + s.leased_chunks, left);
+    }
+    ASSERT_EQ_INT(s.jobs_by_status[JOB_CANCELLED], JOBS);
+    fx_end(&f);
+}
+
 static void injected_faults_are_retried_until_success(void) {
     fx_t f;
     fx_config(&f);
@@ -861,6 +900,7 @@ int main(void) {
         TEST_CASE(bad_requests_get_field_and_code_and_store_nothing),
         TEST_CASE(idempotency_key_returns_the_same_job),
         TEST_CASE(cancel_drops_waiting_chunks),
+        TEST_CASE(cancel_finds_each_of_many_waiting_jobs),
         TEST_CASE(injected_faults_are_retried_until_success),
         TEST_CASE(exhausted_attempts_dead_letter_then_retry_completes),
         TEST_CASE(a_full_queue_answers_429_with_retry_after),
