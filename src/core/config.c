@@ -43,6 +43,7 @@ static const key_def_t KEYS[] = {
     {"jobs", "shutdown_deadline_ms", I(shutdown_deadline_ms), "10000", 0, 3600000, "on SIGTERM, finish the work in hand for at most this long, then release it"},
     {"store", "backend", S(store_backend), "sqlite", 0, 0, "durable store: sqlite"},
     {"store", "synchronous", S(store_synchronous), "full", 0, 0, "SQLite synchronous mode: full (fsync every commit: a 2xx survives power loss) or normal (survives a process crash)"},
+    {"store", "wal_max_mb", L(store_wal_max_mb), "128", 4, 65536, "MiB of WAL (SQLite's log of recent commits) past which the writer starts the log over, between two group commits (a RESTART checkpoint: a pause of a few ms); smaller bounds the disk it takes, larger makes the pauses rarer"},
     {"cache", "enabled", I(cache_enabled), "1", 0, 1, "1: serve results from the cache when nothing they depend on changed; 0: compute every entity"},
     {"cache", "max_bytes", L(cache_max_bytes), "268435456", 0, 1L << 40, "memory bound of the result cache; least recently used entries go beyond it"},
     {"cache", "ttl_ising_s", I(cache_ttl_ising_s), "3600", 1, 31536000, "seconds a cached ising result may be served"},

@@ -29,6 +29,7 @@ typedef struct predictd_config {
     /* store */
     char store_backend[32];    /* sqlite */
     char store_synchronous[16];/* full | normal (SQLite PRAGMA synchronous) */
+    long store_wal_max_mb;     /* WAL size past which the writer starts it over */
     /* cache */
     int cache_enabled;         /* 0: every entity is computed */
     long cache_max_bytes;      /* memory bound of the result cache (LRU beyond it) */

@@ -393,23 +393,26 @@ static void run_group(store_t *st, op_t *ops) {
     pthread_mutex_unlock(&st->mu);
 }
 
-#define CKPT_PAGES 2000 /* WAL pages (4 KiB each in new databases, 16 KiB in older ones) that trigger a checkpoint */
-/* ... and then one more each time the WAL grew by this many pages, not after every commit:
- * each passive checkpoint ends with an fsync of the database file, and one per commit
- * (3,000 in a 10 s sustained run) competed with the commits' own fsyncs for the disk.
- * Measured on the loadgen's submit + sustained phases, 4 paired runs: +1.5 to +6.6 %
- * sustained predictions with 256 against every commit; 1,024 did as well on average but
- * left the writer's RESTART more to copy (sustained job p99 16-20 ms instead of 10-12). */
+/* The checkpointer copies the WAL into the database file each time the WAL grew by this many
+ * pages (4 KiB each in new databases, 16 KiB in older ones), not after every commit: each
+ * passive checkpoint ends with an fsync of the database file, and one per commit (3,000 in a
+ * 10 s sustained run) competed with the commits' own fsyncs for the disk. Measured on the
+ * loadgen's submit + sustained phases, 4 paired runs: +1.5 to +6.6 % sustained predictions
+ * with 256 against every commit; 1,024 did as well on average but left the writer's RESTART
+ * more to copy (sustained job p99 16-20 ms instead of 10-12). The first one runs at 256
+ * pages too: starting at 2,000 made it copy and fsync 8 MB at once while commits waited
+ * (submit p99 over 1,000 jobs, 8 clients: 10-11 ms with the first at 2,000, 7.6-8.0 ms). */
 #define CKPT_STEP_PAGES 256
 /* Under a steady load with readers, the WAL seldom starts over by itself: it may only when a
  * write begins with every frame checkpointed and no reader on the old frames, and a reader
  * is nearly always active. It would grow without bound (hundreds of MB a minute under the
- * benchmark). Past this many pages the writer itself, between two groups (it holds the write
- * lock then without competing for it), runs SQLITE_CHECKPOINT_RESTART: it copies the few
- * frames the passive checkpoints left, waits for the readers of the old frames (short reads),
- * and the next write starts the WAL over. It waits at most CKPT_RESTART_WAIT_MS for them,
- * else gives up until the next group. */
-#define CKPT_RESTART_PAGES 8192
+ * benchmark). Past st->restart_pages (store.wal_max_mb) the writer itself, between two
+ * groups (it holds the write lock then without competing for it), runs
+ * SQLITE_CHECKPOINT_RESTART: it copies the few frames the passive checkpoints left, waits for
+ * the readers of the old frames (short reads), and the next write starts the WAL over. It
+ * waits at most CKPT_RESTART_WAIT_MS for them, else gives up until the next group. Each
+ * restart pauses the commits for a few ms (1-client submissions: 4-8 ms instead of 1): at the
+ * default 128 MiB that is once per ~2,000 1000-entity jobs, at 32 MiB it was every ~540. */
 #define CKPT_RESTART_WAIT_MS 100
 
 /* sqlite3_wal_hook: runs on the writer after each commit (replaces the auto-checkpoint). */
@@ -420,7 +423,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
     st->wal_pages = pages; /* the writer thread: read by writer_main after the group */
     metrics_gauge_set(atomic_load(&st->metrics), "predictd_store_wal_pages", NULL, pages);
     if (pages < st->ckpt_last) st->ckpt_last = 0; /* the WAL started over */
-    if (pages >= CKPT_PAGES && pages - st->ckpt_last >= CKPT_STEP_PAGES) {
+    if (pages - st->ckpt_last >= CKPT_STEP_PAGES) {
         st->ckpt_last = pages;
         pthread_mutex_lock(&st->ckpt_mu);
         st->ckpt_wanted = 1;
@@ -463,7 +466,7 @@ static void *ckpt_main(void *arg) {
     return NULL;
 }
 
-/* See CKPT_RESTART_PAGES. Writer thread, between groups (their submitters are answered). */
+/* See CKPT_STEP_PAGES and restart_pages. Writer thread, between groups (their submitters are answered). */
 static void wal_restart(store_t *st) {
     sqlite3 *db = st->w->db;
     int log_pages = 0, done_pages = 0;
@@ -492,7 +495,7 @@ static void *writer_main(void *arg) {
         if (!ops) break; /* stop with nothing left */
         /* keep the async ops' pointers: run_group frees them */
         run_group(st, ops);
-        if (st->wal_pages >= CKPT_RESTART_PAGES) wal_restart(st);
+        if (st->wal_pages >= st->restart_pages) wal_restart(st);
     }
     return NULL;
 }
@@ -628,6 +631,13 @@ int store_open(store_t **out, const predictd_config_t *cfg, char *err, size_t er
         goto fail_msg;
     }
     st->clock = load_clock(db);
+    int page_size = 4096;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        page_size = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    s = NULL;
+    const long wal_mb = cfg->store_wal_max_mb > 0 ? cfg->store_wal_max_mb : 128;
+    st->restart_pages = (int)(wal_mb * 1048576 / (page_size > 0 ? page_size : 4096));
     if (buf_reserve(&st->scratch, 4096)) { sq_seterr(err, errlen, "out of memory"); goto fail; }
     sqlite3_wal_hook(db, wal_hook, st);
     if (pthread_create(&st->ckpt, NULL, ckpt_main, st) == 0) {
@@ -826,7 +836,7 @@ void store_attach_metrics(store_t *st, metrics_t *m) {
                      (int)(sizeof OPS_BUCKETS / sizeof OPS_BUCKETS[0]));
     metrics_describe(m, "predictd_store_wal_pages", METRIC_GAUGE, "Pages in the WAL after the last commit.", NULL, 0);
     metrics_describe(m, "predictd_store_checkpoints_total", METRIC_COUNTER,
-                     "WAL checkpoints: passive (the checkpointer thread) and restart (the writer, past 8,192 pages).",
+                     "WAL checkpoints: passive (the checkpointer thread, every 256 new WAL pages) and restart (the writer, past store.wal_max_mb).",
                      NULL, 0);
     metrics_counter_add(m, "predictd_store_checkpoints_total", "mode=\"passive\"", 0);
     metrics_counter_add(m, "predictd_store_checkpoints_total", "mode=\"restart\"", 0);

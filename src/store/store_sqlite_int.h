@@ -136,6 +136,7 @@ struct store {
     int ckpt_wanted, ckpt_stop;
     int wal_pages;           /* frames in the WAL after the last commit (writer thread only) */
     int ckpt_last;           /* wal_pages when the last passive checkpoint was asked for (writer) */
+    int restart_pages;       /* wal_pages past which the writer restarts the WAL (store.wal_max_mb) */
     _Atomic int restart_wanted; /* the writer waits to restart the WAL: no passive run meanwhile */
     pthread_t ckpt;
     int ckpt_started;
