@@ -233,5 +233,30 @@ def test_finished_jobs_are_deleted_after_retention():
         s.check_clean_exit()
 
 
+
+@suite.test
+def test_retention_zero_keeps_finished_jobs():
+    rng = random.Random(12)
+    with Server(env={"PREDICTD_JOBS_RETENTION_S": "0"}) as s:
+        c = s.client()
+        ents, rels, oracle = random_graph(rng, 10, 12)
+        load_graph(c, ents, rels)
+        ids = [e["entity_id"] for e in ents]
+        jid = c.submit(ids, temperature=0.9, horizon="1h").json["job_id"]
+        c.wait_job(jid)
+        # the sweep would run every second with a retention of a few seconds; with 0 there is
+        # none, and nothing is deleted
+        time.sleep(2.5)
+        res, _, _ = c.all_results(jid)
+        check_job_results(res, ids, oracle, 0.9, 1.0, "a job kept with retention 0")
+        r = c.expect(404, "GET", "/api/v1/jobs/JOB-does-not-exist")
+        eq(r.json["error"]["message"], "no job with id 'JOB-does-not-exist'",
+           "with nothing deleted, a 404 does not speak of a retention")
+        text = c.expect(200, "GET", "/metrics").body.decode()
+        m = re.search(r"^predictd_jobs_expired_total (\S+)$", text, re.M)
+        ok(m and float(m.group(1)) == 0, "no job expired", m and m.group(0))
+        s.check_clean_exit()
+
+
 if __name__ == "__main__":
     sys.exit(suite.run())
