@@ -24,7 +24,8 @@
  * COMPLETED still gets one status GET (it is what the e2e breakdown reads), then its results
  * (the default seed is the clock; pass --seed for repeatable samples).
  *
- * Prints one line per phase, "name: {json}", and with --json FILE writes them all.
+ * Prints one line per phase, "name: {json}", and with --json FILE writes them all; --trace
+ * FILE writes the submit phase's requests (job, start ms into the phase, latency ms).
  * Exit status: 0 all phases ran clean, 1 a phase failed (its error is in the output),
  * 2 usage. */
 #include <arpa/inet.h>
@@ -59,6 +60,7 @@ typedef struct {
     double duration_s, poll_ms, phase_timeout_s;
     uint64_t seed;
     const char *json_path;
+    const char *trace_path; /* phase 1's requests, one line each */
     char base[128]; /* "http://host:port" */
 } opts_t;
 
@@ -827,6 +829,7 @@ typedef struct {
     char **bodies;
     size_t *lens;
     char (*ids)[128];
+    double *trace; /* per job: start (s, monotonic) and latency (ms), for --trace */
     atomic_int *next;
     int total;
     /* phase 2 */
@@ -943,6 +946,8 @@ static void *submit_thread(void *arg) {
             break;
         w->completed_at_post += completed;
         samples_add(&w->lat, (now_s() - t) * 1000);
+        w->trace[2 * i] = t;
+        w->trace[2 * i + 1] = (now_s() - t) * 1000;
     }
     return NULL;
 }
@@ -952,13 +957,14 @@ static json_t *phase_submit(const opts_t *o, phase_t *p) {
     char **bodies = calloc((size_t)n, sizeof *bodies);
     size_t *lens = calloc((size_t)n, sizeof *lens);
     char(*ids)[128] = calloc((size_t)n, sizeof *ids);
+    double *trace = calloc(2 * (size_t)n, sizeof *trace);
     atomic_int next;
     atomic_init(&next, 0);
     sampler_t s = {0};
     samples_t lat = {0};
     json_t *out = NULL;
     worker_t *w = NULL;
-    if (!bodies || !lens || !ids || sampler_init(&s, o->entities, o->seed + 1))
+    if (!bodies || !lens || !ids || !trace || sampler_init(&s, o->entities, o->seed + 1))
         goto fail;
     for (int i = 0; i < n; i++)
         if (!(bodies[i] = job_body(&s, o->size, o->fresh, &lens[i])))
@@ -969,12 +975,19 @@ static json_t *phase_submit(const opts_t *o, phase_t *p) {
         w[i].bodies = bodies;
         w[i].lens = lens;
         w[i].ids = ids;
+        w[i].trace = trace;
         w[i].next = &next;
         w[i].total = n;
     }
     double t0 = now_s();
     run_workers(w, o->clients, submit_thread);
     double t1 = now_s();
+    if (o->trace_path) { /* where in the phase the slow ones were: job, start ms, latency ms */
+        FILE *f = fopen(o->trace_path, "w");
+        for (int i = 0; f && i < n && i < atomic_load(&next); i++)
+            if (trace[2 * i] > 0) fprintf(f, "%d %.3f %.3f\n", i, (trace[2 * i] - t0) * 1000, trace[2 * i + 1]);
+        if (!f || fclose(f) != 0) fprintf(stderr, "loadgen: cannot write %s\n", o->trace_path);
+    }
     long at_post = 0;
     for (int i = 0; i < o->clients; i++) {
         samples_merge(&lat, &w[i].lat);
@@ -998,6 +1011,7 @@ fail:
     free(bodies);
     free(lens);
     free(ids);
+    free(trace);
     sampler_free(&s);
     samples_free(&lat);
     return out;
@@ -1215,8 +1229,10 @@ static int usage(const char *argv0, FILE *f, int rc) {
             "usage: %s [--host 127.0.0.1] [--port 8000] [--entities 100000] [--size 1000]\n"
             "          [--jobs 200] [--clients 8] [--duration 30] [--poll-ms 10] [--e2e-runs 20]\n"
             "          [--phase-timeout 60] [--seed time] [--phases submit,sustained,e2e,cache]\n"
-            "          [--same-params] [--json FILE]\n"
-            "Load generator for the Ising batch API (loopback targets only).\n",
+            "          [--same-params] [--json FILE] [--trace FILE]\n"
+            "Load generator for the Ising batch API (loopback targets only).\n"
+            "--trace FILE: the submit phase's requests, a line each: job, start (ms into the\n"
+            "phase), latency (ms); shows whether the slow ones come together (a pause) or not.\n",
             argv0);
     return rc;
 }
@@ -1233,7 +1249,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t ple
         {"duration", 1, 0, 'd'}, {"poll-ms", 1, 0, 'P'},       {"e2e-runs", 1, 0, 'e'},
         {"seed", 1, 0, 'S'},     {"phase-timeout", 1, 0, 'T'}, {"json", 1, 0, 'o'},
         {"phases", 1, 0, 'x'},   {"help", 0, 0, 'h'},          {"same-params", 0, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"trace", 1, 0, 't'},    {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -1249,6 +1265,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t ple
         case 'S': o->seed = strtoull(optarg, NULL, 10); break;
         case 'T': o->phase_timeout_s = atof(optarg); break;
         case 'o': o->json_path = optarg; break;
+        case 't': o->trace_path = optarg; break;
         case 'x': snprintf(phases, plen, "%s", optarg); break;
         case 'R': o->fresh = 0; break;
         case 'h': exit(usage(argv[0], stdout, 0));

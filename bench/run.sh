@@ -127,11 +127,25 @@ bench_one() {
   echo "bench: $name: $(tr '\n' ' ' <"$OUT/$name.stack")"
 }
 
+# Submit latency by number of clients: the submit phase alone (200 jobs) at each count in
+# SWEEP_CLIENTS, after the server's main run. The goal's figure is at 8 clients; on a machine
+# whose cores the clients, the server and the generator share, a closed loop's latency is
+# clients / throughput (Little's law), and this shows how each server's p99 follows that.
+# Each count has a seed of its own (the same for both servers): new samples and temperatures,
+# so that neither server answers from what the main run left in its cache.
+sweep_submit() {  # NAME PORT
+  local c
+  for c in ${SWEEP_CLIENTS-1 2 4 8}; do
+    timeout 120 "$LOADGEN" --port "$2" --entities "$N" --seed "$((SEED + 1000 + c))" --phases submit --clients "$c" \
+      --json "$OUT/sweep_$1_$c.json" >/dev/null 2>&1 || echo "bench: $1: the submit sweep at $c clients failed" >&2
+  done
+}
+
 echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine: nproc=$(nproc), $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "$OUT"/peer.json "$OUT"/peer.stack "$OUT"/predictd.json "$OUT"/predictd.stack \
   "$OUT"/predictd_normal.json "$OUT"/predictd_normal.stack \
-  "$OUT"/import.txt "$OUT"/agree.txt "$OUT"/import_bench.txt
+  "$OUT"/import.txt "$OUT"/agree.txt "$OUT"/import_bench.txt "$OUT"/sweep_*.json
 
 # the load generator: built by `make`; compiled here alone if the library is not there yet
 if [ ! -x "$LOADGEN" ] || [ "$ROOT/bench/loadgen.c" -nt "$LOADGEN" ]; then
@@ -175,6 +189,7 @@ print("python", sys.version.split()[0], "fastapi", fastapi.__version__, "uvicorn
   start_peer
   mapfile -t pp < <(peer_pids)
   bench_one peer "$PEER_PORT" "${pp[@]}"
+  sweep_submit peer "$PEER_PORT"
 fi
 
 # ---- 3 predictd + import
@@ -230,6 +245,7 @@ if [ "${SKIP_PREDICTD:-0}" != 1 ] && [ -x "$PREDICTD" ]; then
     # commit, a 2xx survives power loss), then =normal (the WAL is written before the 2xx and
     # fsync'd at checkpoints: a 2xx survives kill -9, the non-negotiable, not power loss)
     bench_one predictd "$PREDICTD_PORT" "$predictd_pid"
+    sweep_submit predictd "$PREDICTD_PORT"
     stop_predictd
     if [ "${SKIP_NORMAL:-0}" != 1 ]; then
       start_predictd normal "$RUN/predictd-normal.log"

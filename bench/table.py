@@ -136,6 +136,23 @@ def main():
         errs = [f"{k}: {v['error']}" for k, v in (d or {}).items() if isinstance(v, dict) and "error" in v]
         if errs:
             print(f"\n{name} errors: " + "; ".join(errs))
+    sweep = []
+    for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+        if name.startswith("sweep_peer_") and name.endswith(".json"):
+            c = int(name[len("sweep_peer_"):-5])
+            a = get(load_json(os.path.join(out, name)), "submit", "latency")
+            b = get(load_json(os.path.join(out, f"sweep_predictd_{c}.json")), "submit", "latency")
+            sweep.append((c, a, b))
+    if sweep:
+        print("\nsubmit phase alone by number of clients (run after each server's main run; predictd full):\n")
+        print("| clients | peer p50 / p99 (ms) | predictd p50 / p99 (ms) | ratio p50 / p99 |")
+        print("|---:|---:|---:|---:|")
+        for c, a, b in sorted(sweep):
+            ratio = "pending"
+            if a and b and b.get("p50_ms") and b.get("p99_ms"):
+                ratio = f"{a['p50_ms'] / b['p50_ms']:.1f}× / {a['p99_ms'] / b['p99_ms']:.1f}×"
+            cell = lambda l: "pending" if not l else f"{l['p50_ms']:.2f} / {l['p99_ms']:.2f}"
+            print(f"| {c} | {cell(a)} | {cell(b)} | {ratio} |")
     try:
         with open(os.path.join(out, "import_bench.txt")) as f:
             print("\nimport split (build/bench/import_bench, no HTTP):\n```\n" + f.read().rstrip() + "\n```")
