@@ -445,15 +445,28 @@ static void idempotency_key_returns_the_same_job(void) {
     fx_end(&f);
 }
 
+/* A queue that holds its chunks: every attempt fails and waits a minute. */
+static void fx_config_stuck(fx_t *f) {
+    fx_config(f);
+    f->cfg.workers = 1;
+    f->cfg.chunk_size = 1;
+    f->cfg.fault_chunk_failures = 1000000;
+    f->cfg.backoff_base_ms = 60000;
+    f->cfg.backoff_max_ms = 60000;
+}
+
+/* Waits (up to 1 s) until want chunks are queued or leased; returns the last stats in *s. */
+static void wait_chunks_held(fx_t *f, long want, jobs_stats_t *s) {
+    for (int i = 0; i < 200; i++) {
+        jobs_stats(f->j, s);
+        if (s->queued_chunks + s->leased_chunks == want) return;
+        usleep(5000);
+    }
+}
+
 static void cancel_drops_waiting_chunks(void) {
     fx_t f;
-    fx_config(&f);
-    /* every attempt fails and waits a minute: the chunks sit in the queue */
-    f.cfg.workers = 1;
-    f.cfg.chunk_size = 1;
-    f.cfg.fault_chunk_failures = 1000;
-    f.cfg.backoff_base_ms = 60000;
-    f.cfg.backoff_max_ms = 60000;
+    fx_config_stuck(&f);
     if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
     char body[256], id[32];
     snprintf(body, sizeof body, "{\"entity_ids\":[\"A\",\"B\",\"C\"],%s}", PARAMS);
@@ -464,11 +477,7 @@ static void cancel_drops_waiting_chunks(void) {
     ASSERT_EQ_INT(jobs_cancel(f.j, id, &job), 2);
     ASSERT_EQ_INT(jobs_cancel(f.j, "JOB-nope", &job), 1);
     jobs_stats_t s;
-    for (int i = 0; i < 200; i++) {
-        jobs_stats(f.j, &s);
-        if (s.queued_chunks == 0 && s.leased_chunks == 0) break;
-        usleep(5000);
-    }
+    wait_chunks_held(&f, 0, &s);
     ASSERT_EQ_INT(s.queued_chunks, 0);
     ASSERT_EQ_INT(s.leased_chunks, 0);
     ASSERT_EQ_INT(s.jobs_by_status[JOB_CANCELLED], 1);
@@ -489,12 +498,7 @@ static void cancel_drops_waiting_chunks(void) {
  * that job's chunks from the queue. */
 static void cancel_finds_each_of_many_waiting_jobs(void) {
     fx_t f;
-    fx_config(&f);
-    f.cfg.workers = 1;
-    f.cfg.chunk_size = 1;
-    f.cfg.fault_chunk_failures = 100000;
-    f.cfg.backoff_base_ms = 60000;
-    f.cfg.backoff_max_ms = 60000;
+    fx_config_stuck(&f);
     if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
     enum { JOBS = 300 };
     static char ids[JOBS][32];
@@ -512,11 +516,7 @@ static void cancel_finds_each_of_many_waiting_jobs(void) {
         store_job_t job;
         ASSERT_EQ_INT(jobs_cancel(f.j, ids[i], &job), 0);
         left -= 3;
-        for (int t = 0; t < 200; t++) {
-            jobs_stats(f.j, &s);
-            if (s.queued_chunks + s.leased_chunks == left) break;
-            usleep(1000);
-        }
+        wait_chunks_held(&f, left, &s);
         ASSERT_EQ_INT(s.queued_chunks + s.leased_chunks, left);
     }
     ASSERT_EQ_INT(s.jobs_by_status[JOB_CANCELLED], JOBS);
