@@ -30,6 +30,9 @@ static void jobs_failed(api_resp_t *rs, const jobs_error_t *e, const char *defau
     if (e->retry_after_s > 0) rs->retry_after_s = e->retry_after_s;
 }
 
+/* the longest ?wait_ms= of a status read: well inside the connection timeout (60 s) */
+#define API_STATUS_WAIT_MAX_MS 30000
+
 static void job_not_found(const api_req_t *rq, api_resp_t *rs, const char *id) {
     const long keep_s = rq->app->cfg.retention_s;
     if (keep_s > 0)
@@ -104,7 +107,11 @@ void api_predict_post(api_req_t *rq, api_resp_t *rs) {
 void api_job_get(api_req_t *rq, api_resp_t *rs) {
     if (!require_jobs(rq, rs)) return;
     store_job_t job;
-    int rc = strlen(rq->param) < sizeof job.id ? jobs_job_get(rq->app->jobs, rq->param, &job) : 1;
+    /* a long poll: an unfinished job is answered once it moves (a chunk settles, it ends) or
+     * after wait_ms, instead of at once */
+    long wait_ms = 0;
+    if (api_query_long(rq, rs, "wait_ms", 0, 0, API_STATUS_WAIT_MAX_MS, &wait_ms) < 0) return;
+    int rc = strlen(rq->param) < sizeof job.id ? jobs_job_wait(rq->app->jobs, rq->param, wait_ms, &job) : 1;
     if (rc == 1) job_not_found(rq, rs, rq->param);
     else if (rc != 0) api_error(rs, 503, "store_unavailable", NULL, "the store could not read the job");
     else {

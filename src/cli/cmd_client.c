@@ -148,6 +148,9 @@ static int read_all(const char *path, buf_t *out) {
     return 0;
 }
 
+/* How long one status read of `submit --wait` and `status --wait` may wait on the server. */
+#define WAIT_READ_MS 1000
+
 static void draw_bar(double progress, const char *status, double elapsed_s, int final) {
     const int width = 30;
     if (progress < 0) progress = 0;
@@ -161,18 +164,22 @@ static void draw_bar(double progress, const char *status, double elapsed_s, int 
     fflush(stderr);
 }
 
-/* Polls the job until it is terminal. Returns the last status JSON (caller decrefs), or NULL
- * when the server stayed unreachable for 60 s or the job vanished. */
+/* Follows the job until it is terminal: each status read waits on the server until the job
+ * moves (?wait_ms=), so the bar moves when the job does, without polling. Returns the last
+ * status JSON (caller decrefs), or NULL when the server stayed unreachable for 60 s or the
+ * job vanished. */
 static json_t *wait_job(const char *url, const char *job_id, int bar) {
     char *esc = cli_escape(job_id);
     char path[512];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", esc ? esc : job_id);
+    snprintf(path, sizeof path, "/api/v1/jobs/%s?wait_ms=%d", esc ? esc : job_id, WAIT_READ_MS);
     free(esc);
     double t0 = mono_s(), last_ok = t0;
     long delay_ms = 100;
+    double last_p = -1;
     json_t *job = NULL;
     for (;;) {
         cli_http_t res;
+        double t_read = mono_s();
         int rc = cli_http_quiet(url, "GET", path, NULL, NULL, 0, NULL, &res, 1);
         if (rc == 0 && res.status == 200) {
             json_decref(job);
@@ -185,6 +192,16 @@ static json_t *wait_job(const char *url, const char *job_id, int bar) {
             int done = is_terminal(st);
             if (bar) draw_bar(done && st && !strcmp(st, "COMPLETED") ? 1.0 : p, st, mono_s() - t0, done);
             if (done) return job;
+            /* the server waited for the job to move: ask again at once. A fast answer is a
+             * chunk settling (the next read waits 0.1 s: the bar needs no more) or a server
+             * that does not wait (then the reads back off as plain polling, up to 1 s). */
+            if (mono_s() - t_read >= 0.05) {
+                delay_ms = 100;
+                last_p = p;
+                continue;
+            }
+            if (p != last_p) delay_ms = 100;
+            last_p = p;
         } else if (rc == 0 && res.status != 503) {
             if (bar) fputc('\n', stderr);
             cli_print_http_error(&res);

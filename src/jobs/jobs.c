@@ -386,6 +386,10 @@ static void on_settled(void *arg, int rc) {
     if (rc == 0) announce_if_finished(j, c->token);
     pthread_mutex_lock(&j->mu);
     chunk_item_t *it = lease_find(j, c->token);
+    if (it && rc == 0) { /* its job moved on: wake the status reads waiting for that */
+        it->rt->changes++;
+        pthread_cond_broadcast(&j->change_cv);
+    }
     if (it) {
         leased_remove(j, it);
         if (rc < 0 && !j->stopping) {
@@ -728,6 +732,9 @@ static void describe_metrics(metrics_t *m) {
     metrics_describe(m, "predictd_jobs_expired_total", METRIC_COUNTER,
                      "Finished jobs deleted with their results after jobs.retention_s.", NULL, 0);
     metrics_counter_add(m, "predictd_jobs_expired_total", NULL, 0);
+    metrics_describe(m, "predictd_jobs_status_waits_total", METRIC_COUNTER,
+                     "Status reads (?wait_ms=) that waited for an unfinished job to move.", NULL, 0);
+    metrics_counter_add(m, "predictd_jobs_status_waits_total", NULL, 0);
     metrics_describe(m, "predictd_lease_expired_total", METRIC_COUNTER,
                      "Chunk leases taken back by the watchdog (holder stuck past lease_ms).", NULL, 0);
     metrics_counter_add(m, "predictd_chunk_retries_total", NULL, 0);
@@ -831,6 +838,11 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->work_cv, NULL);
     pthread_cond_init(&j->idle_cv, NULL);
+    pthread_condattr_t ca; /* deadlines of waiting reads on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->change_cv, &ca);
+    pthread_condattr_destroy(&ca);
     j->reuse = jobs_reuse_new(cfg->retention_s); /* NULL (no memory) only means no reuse */
     j->recent = jobs_recent_new(cfg->recent_bytes > 0 ? (size_t)cfg->recent_bytes : 0);
     describe_metrics(m);
@@ -873,6 +885,7 @@ int jobs_stop(jobs_t *j, int deadline_ms) {
     }
     j->stopping = 1;
     pthread_cond_broadcast(&j->work_cv);
+    pthread_cond_broadcast(&j->change_cv);
     pthread_cond_broadcast(&j->idle_cv);
     int64_t until = mono_ms() + (deadline_ms > 0 ? deadline_ms : 0);
     while ((j->executing > 0 || j->commits_inflight > 0) && mono_ms() < until) {
@@ -926,6 +939,7 @@ void jobs_free(jobs_t *j) {
     jobs_recent_free(j->recent);
     pthread_cond_destroy(&j->work_cv);
     pthread_cond_destroy(&j->idle_cv);
+    pthread_cond_destroy(&j->change_cv);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
@@ -943,6 +957,35 @@ void jobs_stats(jobs_t *j, jobs_stats_t *out) {
     pthread_mutex_unlock(&j->mu);
 }
 
+/* ---- waiting status reads ------------------------------------------------------------ */
+
+static int job_finished(job_status_t s) { return s == JOB_COMPLETED || s == JOB_FAILED || s == JOB_CANCELLED; }
+
+int jobs_job_wait(jobs_t *j, const char *id, long wait_ms, store_job_t *job) {
+    if (wait_ms <= 0) return jobs_job_get(j, id, job);
+    /* what the job has done so far, taken before reading it: a change after this read is
+     * never missed */
+    pthread_mutex_lock(&j->mu);
+    job_rt_t *rt = rt_find(j, id);
+    const long seen = rt ? rt->changes : 0;
+    pthread_mutex_unlock(&j->mu);
+    int rc = jobs_job_get(j, id, job);
+    /* no record in memory: finished (or never queued here), nothing to wait for */
+    if (rc != 0 || !rt || job_finished(job->status)) return rc;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+    metrics_counter_add(j->m, "predictd_jobs_status_waits_total", NULL, 1);
+    pthread_mutex_lock(&j->mu);
+    /* rt is looked up again each time: the record goes once its last chunk settled */
+    while (!j->stopping && (rt = rt_find(j, id)) && rt->changes == seen)
+        if (pthread_cond_timedwait(&j->change_cv, &j->mu, &until) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&j->mu);
+    return jobs_job_get(j, id, job);
+}
+
 /* ---- cancel / dead-letter retry ----------------------------------------------------- */
 
 int jobs_cancel(jobs_t *j, const char *id, store_job_t *out) {
@@ -953,6 +996,8 @@ int jobs_cancel(jobs_t *j, const char *id, store_job_t *out) {
     if (rt) {
         rt->refs++;
         rt->cancelled = 1;
+        rt->changes++;
+        pthread_cond_broadcast(&j->change_cv);
         /* drop its waiting chunks now so the queue depth tells the truth */
         size_t k = 0;
         for (size_t i = 0; i < j->heap_n; i++) {

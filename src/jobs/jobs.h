@@ -99,6 +99,10 @@ int jobs_results_page(jobs_t *j, const char *id, const char *cursor, int limit, 
 /* The job record: from memory for a job done in its submission lately, else the store's.
  * 0 ok, 1 not found, -1 store error. */
 int jobs_job_get(jobs_t *j, const char *id, store_job_t *job);
+/* jobs_job_get, but a job still QUEUED or PROCESSING is read again once one of its chunks
+ * settles (results or dead letter), it is cancelled, wait_ms pass or the engine stops,
+ * whichever comes first (a long poll: GET /api/v1/jobs/{id}?wait_ms=). Same returns. */
+int jobs_job_wait(jobs_t *j, const char *id, long wait_ms, store_job_t *job);
 
 /* The job's summary (one JSON value, from models with xSummary, e.g. cascade sizes per
  * generation), kept with its first chunk's results. 0 appended to out, 1 none (yet). */

@@ -36,6 +36,8 @@ typedef struct job_rt {
     job_work_t *work;       /* NULL until loaded */
     long refs;              /* chunk items alive + executions in flight */
     int announced;          /* job.completed/job.failed published (jobs.c) */
+    long changes;           /* chunks settled or dead-lettered, cancels: what a waiting
+                             * status read (jobs_job_wait) watches */
     struct job_rt *prev, *next;
     struct job_rt *hnext;   /* its chain in jobs.rt_tab */
     uint64_t hash;          /* of id */
@@ -67,6 +69,7 @@ struct jobs {
     pthread_mutex_t mu;     /* protects everything below */
     pthread_cond_t work_cv; /* workers: new chunk, delay due, stop, work loaded */
     pthread_cond_t idle_cv; /* jobs_stop: an execution or commit finished */
+    pthread_cond_t change_cv; /* jobs_job_wait: a job's changes grew, or stopping */
     chunk_item_t **heap;    /* ready chunks: priority desc, then seq asc */
     size_t heap_n, heap_cap;
     chunk_item_t **delayed; /* waiting for their retry delay */

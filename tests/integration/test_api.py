@@ -373,6 +373,38 @@ def test_small_job_is_computed_in_its_submission():
 
 
 @suite.test
+def test_status_read_waits_for_a_queued_job():
+    rng = random.Random(21)
+    # one worker, every job queued (none computed in its submission)
+    env = {"PREDICTD_JOBS_INLINE_MAX_ENTITIES": "0", "PREDICTD_JOBS_WORKERS": "1"}
+    with Server(env=env) as s:
+        c = s.client()
+        ents, rels, oracle = random_graph(rng, 120, 300)
+        load_graph(c, ents, rels)
+        ids = [e["entity_id"] for e in ents]
+        # a Monte Carlo job keeps the worker for ~2 s (0.3 s per 10,000 samples here)
+        c.expect(202, "POST", "/api/v1/predict/batch/ising",
+                 {"entity_ids": ids, "parameters": {"temperature": 0.9, "time_horizon": "12h",
+                                                    "method": "monte_carlo", "samples": 60000, "seed": 1}})
+        b = c.submit(ids, temperature=0.8, horizon="3h").json
+        eq(b["status"], "QUEUED", "queued, not computed in the submission")
+        eq(c.job(b["job_id"])["status"], "QUEUED", "a plain read answers at once: still queued")
+        # its one chunk settling is the first move: the waiting read answers with it done
+        j = c.expect(200, "GET", "/api/v1/jobs/%s?wait_ms=30000" % b["job_id"]).json
+        eq(j["status"], "COMPLETED", "the waiting read answers once the job moved")
+        eq(j["results_ready"], True, "results_ready")
+        eq(_counter(c, "predictd_jobs_status_waits_total"), 1.0, "one read waited")
+        res, _, _ = c.all_results(b["job_id"])
+        check_job_results(res, ids, oracle, 0.8, 3.0, "job read with wait_ms")
+        # a finished job and an unknown one are answered at once, whatever the wait
+        eq(c.expect(200, "GET", "/api/v1/jobs/%s?wait_ms=30000" % b["job_id"]).json["status"], "COMPLETED",
+           "a finished job with wait_ms")
+        c.expect(404, "GET", "/api/v1/jobs/JOB-nope?wait_ms=30000")
+        eq(_counter(c, "predictd_jobs_status_waits_total"), 1.0, "neither waited")
+        s.check_clean_exit()
+
+
+@suite.test
 def test_idempotency_key_returns_same_job():
     with Server() as s:
         c = s.client()

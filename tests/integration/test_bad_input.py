@@ -142,6 +142,10 @@ CATALOGUE = [
     ("jobs bad status filter", "GET", "/api/v1/jobs?status=DONE", None, None, (400, 422), "status"),
     ("jobs limit 0", "GET", "/api/v1/jobs?limit=0", None, None, (400, 422), "limit"),
     ("jobs limit abc", "GET", "/api/v1/jobs?limit=abc", None, None, (400, 422), "limit"),
+    ("job wait_ms abc", "GET", "/api/v1/jobs/JOB-x?wait_ms=abc", None, None, (422,), "wait_ms"),
+    ("job wait_ms negative", "GET", "/api/v1/jobs/JOB-x?wait_ms=-1", None, None, (422,), "wait_ms"),
+    ("job wait_ms over 30 s", "GET", "/api/v1/jobs/JOB-x?wait_ms=30001", None, None, (422,), "wait_ms"),
+    ("job wait_ms fraction", "GET", "/api/v1/jobs/JOB-x?wait_ms=1.5", None, None, (422,), "wait_ms"),
     ("deadletter retry unknown", "POST", "/api/v1/deadletters/999999/retry", None, None, (404,), None),
     ("deadletter retry garbage", "POST", "/api/v1/deadletters/abc/retry", None, None, (404,), None),
 ]

@@ -523,6 +523,106 @@ static void cancel_finds_each_of_many_waiting_jobs(void) {
     fx_end(&f);
 }
 
+/* ---- waiting status reads (jobs_job_wait) ---- */
+
+typedef struct {
+    fx_t *f;
+    const char *id;
+    long wait_ms;
+    int rc;
+    store_job_t job;
+    double took_s;
+} waiter_t;
+
+static void *waiter_main(void *arg) {
+    waiter_t *w = arg;
+    double t0 = mono_s();
+    w->rc = jobs_job_wait(w->f->j, w->id, w->wait_ms, &w->job);
+    w->took_s = mono_s() - t0;
+    return NULL;
+}
+
+/* A job that does not move: the read waits its whole wait_ms, then answers as it is. A
+ * cancel, and the engine stopping, wake a waiting read at once. */
+static void a_waiting_status_read_ends_at_its_deadline_a_cancel_or_stop(void) {
+    fx_t f;
+    fx_config_stuck(&f);
+    if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
+    char body[256], id1[32], id2[32];
+    snprintf(body, sizeof body, "{\"entity_ids\":[\"A\",\"B\"],%s}", PARAMS);
+    ASSERT_EQ_INT(submit(&f, body, NULL, id1, NULL, NULL), 0);
+    ASSERT_EQ_INT(submit(&f, body, NULL, id2, NULL, NULL), 0);
+    waiter_t w = {.f = &f, .id = id1, .wait_ms = 300, .rc = -9};
+    waiter_main(&w);
+    ASSERT_EQ_INT(w.rc, 0);
+    ASSERT_TRUE(w.job.status == JOB_QUEUED || w.job.status == JOB_PROCESSING);
+    ASSERT_TRUE(w.took_s >= 0.29); /* a condition wait never ends before its deadline unasked */
+    /* cancel: the waiter on that job wakes with CANCELLED, long before its 20 s */
+    waiter_t c = {.f = &f, .id = id1, .wait_ms = 20000, .rc = -9};
+    pthread_t th;
+    pthread_create(&th, NULL, waiter_main, &c);
+    usleep(100000);
+    store_job_t job;
+    ASSERT_EQ_INT(jobs_cancel(f.j, id1, &job), 0);
+    pthread_join(th, NULL);
+    ASSERT_EQ_INT(c.rc, 0);
+    ASSERT_EQ_INT(c.job.status, JOB_CANCELLED);
+    ASSERT_TRUE(c.took_s < 10);
+    /* a finished job and an unknown one answer at once */
+    waiter_t d = {.f = &f, .id = id1, .wait_ms = 20000, .rc = -9};
+    waiter_main(&d);
+    ASSERT_EQ_INT(d.job.status, JOB_CANCELLED);
+    ASSERT_TRUE(d.took_s < 10);
+    waiter_t u = {.f = &f, .id = "JOB-nope", .wait_ms = 20000, .rc = -9};
+    waiter_main(&u);
+    ASSERT_EQ_INT(u.rc, 1);
+    /* stop: the waiter on the other job wakes and answers */
+    waiter_t s = {.f = &f, .id = id2, .wait_ms = 20000, .rc = -9};
+    pthread_create(&th, NULL, waiter_main, &s);
+    usleep(100000);
+    jobs_stop(f.j, 0);
+    pthread_join(th, NULL);
+    ASSERT_EQ_INT(s.rc, 0);
+    ASSERT_TRUE(s.took_s < 10);
+    ASSERT_NEAR(metrics_value(f.m, "predictd_jobs_status_waits_total", NULL), 3, 0);
+    fx_end(&f);
+}
+
+/* A running job: each waiting read returns when some of its chunks settle, so a reader
+ * follows the job step by step (200 one-entity chunks commit in many groups: more than one
+ * step), never backwards, and the last read says COMPLETED. */
+static void a_waiting_status_read_returns_when_a_chunk_settles(void) {
+    fx_t f;
+    fx_config(&f);
+    f.cfg.workers = 1;
+    f.cfg.chunk_size = 1;
+    if (fx_start(&f) < 0) { fx_end(&f); ASSERT_TRUE(0); }
+    buf_t body = {0};
+    buf_puts(&body, "{\"entity_ids\":[");
+    for (int i = 0; i < 200; i++) buf_printf(&body, "%s\"X%d\"", i ? "," : "", i); /* unknown: errors */
+    buf_printf(&body, "],%s}", PARAMS);
+    char id[32];
+    ASSERT_EQ_INT(submit(&f, body.data, NULL, id, NULL, NULL), 0);
+    buf_free(&body);
+    int reads = 0;
+    long done = -1;
+    waiter_t w = {.f = &f, .id = id, .wait_ms = 20000, .rc = -9};
+    do {
+        waiter_main(&w);
+        ASSERT_EQ_INT(w.rc, 0);
+        ASSERT_TRUE(w.took_s < 10); /* woken by a settle, not by the 20 s deadline */
+        ASSERT_TRUE(w.job.chunks_done >= done); /* never backwards */
+        done = w.job.chunks_done;
+        reads++;
+    } while (w.job.status != JOB_COMPLETED && reads < 1000);
+    ASSERT_EQ_INT(w.job.status, JOB_COMPLETED);
+    ASSERT_EQ_INT(w.job.chunks_done, 200);
+    ASSERT_EQ_INT(w.job.failed, 200);
+    ASSERT_TRUE(reads >= 3); /* it saw the job part done: woken by settles, not only the end */
+    ASSERT_TRUE(reads <= 201); /* the first read, then one per settle at most */
+    fx_end(&f);
+}
+
 static void injected_faults_are_retried_until_success(void) {
     fx_t f;
     fx_config(&f);
@@ -901,6 +1001,8 @@ int main(void) {
         TEST_CASE(idempotency_key_returns_the_same_job),
         TEST_CASE(cancel_drops_waiting_chunks),
         TEST_CASE(cancel_finds_each_of_many_waiting_jobs),
+        TEST_CASE(a_waiting_status_read_ends_at_its_deadline_a_cancel_or_stop),
+        TEST_CASE(a_waiting_status_read_returns_when_a_chunk_settles),
         TEST_CASE(injected_faults_are_retried_until_success),
         TEST_CASE(exhausted_attempts_dead_letter_then_retry_completes),
         TEST_CASE(a_full_queue_answers_429_with_retry_after),
