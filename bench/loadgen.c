@@ -58,6 +58,7 @@ typedef struct {
     int entities, size, jobs, clients, e2e_runs;
     int fresh; /* phases 1-3: a temperature of its own per job (default); 0: all T = 0.5 */
     double duration_s, poll_ms, phase_timeout_s;
+    long status_wait_ms; /* > 0: status reads ask the server to wait (?wait_ms=); not the peer's protocol */
     uint64_t seed;
     const char *json_path;
     const char *trace_path; /* phase 1's requests, one line each */
@@ -497,7 +498,10 @@ static int api_submit(conn_t *c, phase_t *p, const char *body, size_t len, char 
  * decrefs), or NULL with the phase failed. */
 static json_t *api_wait_done(conn_t *c, phase_t *p, const char *job_id, double poll_ms) {
     char path[256], err[256];
-    snprintf(path, sizeof path, "/api/v1/jobs/%s", job_id);
+    if (p->o->status_wait_ms > 0)
+        snprintf(path, sizeof path, "/api/v1/jobs/%s?wait_ms=%ld", job_id, p->o->status_wait_ms);
+    else
+        snprintf(path, sizeof path, "/api/v1/jobs/%s", job_id);
     while (phase_going(p)) {
         long code = conn_request(c, path, NULL, 0, err, sizeof err);
         if (code < 0) {
@@ -1229,10 +1233,13 @@ static int usage(const char *argv0, FILE *f, int rc) {
             "usage: %s [--host 127.0.0.1] [--port 8000] [--entities 100000] [--size 1000]\n"
             "          [--jobs 200] [--clients 8] [--duration 30] [--poll-ms 10] [--e2e-runs 20]\n"
             "          [--phase-timeout 60] [--seed time] [--phases submit,sustained,e2e,cache]\n"
-            "          [--same-params] [--json FILE] [--trace FILE]\n"
+            "          [--same-params] [--json FILE] [--trace FILE] [--status-wait-ms 0]\n"
             "Load generator for the Ising batch API (loopback targets only).\n"
             "--trace FILE: the submit phase's requests, a line each: job, start (ms into the\n"
-            "phase), latency (ms); shows whether the slow ones come together (a pause) or not.\n",
+            "phase), latency (ms); shows whether the slow ones come together (a pause) or not.\n"
+            "--status-wait-ms N: status reads wait on the server (predictd's ?wait_ms=) instead\n"
+            "of sleeping --poll-ms between reads; not the peer's protocol (its figures are not\n"
+            "the goals' comparison).\n",
             argv0);
     return rc;
 }
@@ -1249,7 +1256,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t ple
         {"duration", 1, 0, 'd'}, {"poll-ms", 1, 0, 'P'},       {"e2e-runs", 1, 0, 'e'},
         {"seed", 1, 0, 'S'},     {"phase-timeout", 1, 0, 'T'}, {"json", 1, 0, 'o'},
         {"phases", 1, 0, 'x'},   {"help", 0, 0, 'h'},          {"same-params", 0, 0, 'R'},
-        {"trace", 1, 0, 't'},    {0, 0, 0, 0}};
+        {"trace", 1, 0, 't'},    {"status-wait-ms", 1, 0, 'W'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -1266,6 +1273,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, char *phases, size_t ple
         case 'T': o->phase_timeout_s = atof(optarg); break;
         case 'o': o->json_path = optarg; break;
         case 't': o->trace_path = optarg; break;
+        case 'W': o->status_wait_ms = atol(optarg); break;
         case 'x': snprintf(phases, plen, "%s", optarg); break;
         case 'R': o->fresh = 0; break;
         case 'h': exit(usage(argv[0], stdout, 0));
