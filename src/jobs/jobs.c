@@ -388,7 +388,7 @@ static void on_settled(void *arg, int rc) {
     chunk_item_t *it = lease_find(j, c->token);
     if (it && rc == 0) { /* its job moved on: wake the status reads waiting for that */
         it->rt->changes++;
-        pthread_cond_broadcast(&j->change_cv);
+        pthread_cond_broadcast(&j->change_cv[it->rt->hash % JOBS_CHANGE_CVS]);
     }
     if (it) {
         leased_remove(j, it);
@@ -841,7 +841,7 @@ int jobs_start(jobs_t **out, const predictd_config_t *cfg, store_t *st, graph_t 
     pthread_condattr_t ca; /* deadlines of waiting reads on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->change_cv, &ca);
+    for (int i = 0; i < JOBS_CHANGE_CVS; i++) pthread_cond_init(&j->change_cv[i], &ca);
     pthread_condattr_destroy(&ca);
     j->reuse = jobs_reuse_new(cfg->retention_s); /* NULL (no memory) only means no reuse */
     j->recent = jobs_recent_new(cfg->recent_bytes > 0 ? (size_t)cfg->recent_bytes : 0);
@@ -885,7 +885,7 @@ int jobs_stop(jobs_t *j, int deadline_ms) {
     }
     j->stopping = 1;
     pthread_cond_broadcast(&j->work_cv);
-    pthread_cond_broadcast(&j->change_cv);
+    for (int i = 0; i < JOBS_CHANGE_CVS; i++) pthread_cond_broadcast(&j->change_cv[i]);
     pthread_cond_broadcast(&j->idle_cv);
     int64_t until = mono_ms() + (deadline_ms > 0 ? deadline_ms : 0);
     while ((j->executing > 0 || j->commits_inflight > 0) && mono_ms() < until) {
@@ -939,7 +939,7 @@ void jobs_free(jobs_t *j) {
     jobs_recent_free(j->recent);
     pthread_cond_destroy(&j->work_cv);
     pthread_cond_destroy(&j->idle_cv);
-    pthread_cond_destroy(&j->change_cv);
+    for (int i = 0; i < JOBS_CHANGE_CVS; i++) pthread_cond_destroy(&j->change_cv[i]);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
@@ -981,7 +981,7 @@ int jobs_job_wait(jobs_t *j, const char *id, long wait_ms, store_job_t *job) {
     pthread_mutex_lock(&j->mu);
     /* rt is looked up again each time: the record goes once its last chunk settled */
     while (!j->stopping && (rt = rt_find(j, id)) && rt->changes == seen)
-        if (pthread_cond_timedwait(&j->change_cv, &j->mu, &until) == ETIMEDOUT) break;
+        if (pthread_cond_timedwait(&j->change_cv[rt->hash % JOBS_CHANGE_CVS], &j->mu, &until) == ETIMEDOUT) break;
     pthread_mutex_unlock(&j->mu);
     return jobs_job_get(j, id, job);
 }
@@ -997,7 +997,7 @@ int jobs_cancel(jobs_t *j, const char *id, store_job_t *out) {
         rt->refs++;
         rt->cancelled = 1;
         rt->changes++;
-        pthread_cond_broadcast(&j->change_cv);
+        pthread_cond_broadcast(&j->change_cv[rt->hash % JOBS_CHANGE_CVS]);
         /* drop its waiting chunks now so the queue depth tells the truth */
         size_t k = 0;
         for (size_t i = 0; i < j->heap_n; i++) {

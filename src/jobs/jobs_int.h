@@ -43,6 +43,8 @@ typedef struct job_rt {
     uint64_t hash;          /* of id */
 } job_rt_t;
 
+#define JOBS_CHANGE_CVS 64
+
 typedef struct chunk_item {
     job_rt_t *rt;
     uint32_t chunk;
@@ -69,7 +71,9 @@ struct jobs {
     pthread_mutex_t mu;     /* protects everything below */
     pthread_cond_t work_cv; /* workers: new chunk, delay due, stop, work loaded */
     pthread_cond_t idle_cv; /* jobs_stop: an execution or commit finished */
-    pthread_cond_t change_cv; /* jobs_job_wait: a job's changes grew, or stopping */
+    /* jobs_job_wait: a job's changes grew (the condition of its id's hash bucket: a settle
+     * wakes the reads waiting on 1/JOBS_CHANGE_CVS of the jobs, not all), or stopping (all) */
+    pthread_cond_t change_cv[JOBS_CHANGE_CVS];
     chunk_item_t **heap;    /* ready chunks: priority desc, then seq asc */
     size_t heap_n, heap_cap;
     chunk_item_t **delayed; /* waiting for their retry delay */
