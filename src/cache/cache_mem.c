@@ -24,6 +24,14 @@
 #include "cache/cache.h"
 #include "core/util.h"
 
+/* A full cache drops a set for each new one; under a stream of new parameter sets (every job
+ * a temperature of its own) that is a table freed and one allocated per job. The allocator
+ * gave the new one fresh pages (each thread allocates from its own arena, the freed table
+ * went back to another's), and zeroing them was a third of the server's CPU in a 1-client
+ * submit phase after a long run. A dropped table is kept instead, up to SPARE_MAX of them and
+ * 1/16 of the budget, and the next table of its size reuses it, its pages already mapped. */
+#define SPARE_MAX 16
+
 /* An entry inline in a set's table; stride = sizeof(mem_entry_t) + n_outputs doubles. */
 typedef struct {
     uint32_t key;     /* graph slot + 1; 0 = empty */
@@ -54,6 +62,11 @@ typedef struct {
     mem_set_t **map;         /* chained by (model, h1) */
     size_t map_cap, n_sets;
     _Atomic uint64_t gen;    /* invalidation generation: bumped under mu, read anywhere */
+    /* Tables of dropped sets, kept for the next set of the same size (see table_alloc). */
+    unsigned char *spare[SPARE_MAX];
+    size_t spare_len[SPARE_MAX];
+    int n_spare;
+    long spare_bytes;
 } mem_cache_t;
 
 #define LOAD_NUM 7 /* a table grows (or sweeps, at its cap) past 7/10 full */
@@ -74,6 +87,32 @@ static inline uint32_t home_of(const mem_set_t *st, uint32_t key) {
 }
 
 static long set_bytes(size_t cap, size_t stride) { return (long)(sizeof(mem_set_t) + cap * stride); }
+
+/* ---- tables (mu held) ------------------------------------------------------------------ */
+
+static unsigned char *table_alloc(mem_cache_t *mc, size_t len) {
+    for (int i = 0; i < mc->n_spare; i++)
+        if (mc->spare_len[i] == len) {
+            unsigned char *t = mc->spare[i];
+            mc->spare_bytes -= (long)len;
+            mc->n_spare--;
+            mc->spare[i] = mc->spare[mc->n_spare];
+            mc->spare_len[i] = mc->spare_len[mc->n_spare];
+            return t;
+        }
+    return malloc(len);
+}
+
+static void table_free(mem_cache_t *mc, unsigned char *t, size_t len) {
+    if (!t) return;
+    if (mc->n_spare < SPARE_MAX && mc->spare_bytes + (long)len <= mc->max_bytes / 16) {
+        mc->spare[mc->n_spare] = t;
+        mc->spare_len[mc->n_spare++] = len;
+        mc->spare_bytes += (long)len;
+        return;
+    }
+    free(t);
+}
 
 /* ---- one set (mu held) ---------------------------------------------------------------- */
 
@@ -132,7 +171,7 @@ static void set_drop(mem_cache_t *mc, mem_set_t *st) {
     mc->n_sets--;
     mc->bytes -= st->bytes;
     mc->entries -= st->n;
-    free(st->table);
+    table_free(mc, st->table, (size_t)st->cap * st->stride);
     free(st);
 }
 
@@ -185,7 +224,7 @@ static int set_resize(mem_cache_t *mc, mem_set_t *st, uint32_t cap) {
      * first, a page faults once. (A memset would be turned back into calloc by the compiler;
      * only the key says whether a slot is in use.) */
     if ((size_t)cap > SIZE_MAX / st->stride) return -1;
-    unsigned char *t = malloc((size_t)cap * st->stride);
+    unsigned char *t = table_alloc(mc, (size_t)cap * st->stride);
     if (!t) return -1;
     for (uint32_t i = 0; i < cap; i++) ((mem_entry_t *)(t + (size_t)i * st->stride))->key = 0;
     mem_set_t old = *st;
@@ -199,7 +238,7 @@ static int set_resize(mem_cache_t *mc, mem_set_t *st, uint32_t cap) {
         while (entry_at(st, j)->key) j = (j + 1) & (cap - 1);
         memcpy(entry_at(st, j), e, st->stride);
     }
-    free(old.table);
+    table_free(mc, old.table, (size_t)old.cap * old.stride);
     long nb = set_bytes(cap, st->stride);
     mc->bytes += nb - st->bytes;
     st->bytes = nb;
@@ -392,6 +431,7 @@ static void mem_close(cache_backend_t *b) {
     mem_cache_t *mc = (mem_cache_t *)b;
     if (!mc) return;
     while (mc->lru_head) set_drop(mc, mc->lru_head);
+    for (int i = 0; i < mc->n_spare; i++) free(mc->spare[i]);
     free(mc->map);
     pthread_mutex_destroy(&mc->mu);
     free(mc);

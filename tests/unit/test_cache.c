@@ -51,6 +51,45 @@ static long one_set_bytes(void) {
     return bytes;
 }
 
+/* A full cache drops a set for each new one and hands the dropped table to the next set of
+ * its size: the new set holds its own entries and none of the dropped set's, and the bytes
+ * stay within the budget. */
+static void a_reused_table_holds_only_its_new_sets_entries(void) {
+    cache_backend_t *b = cache_mem_open(64 << 10);
+    cache_counts_t cnt = {0};
+    enum { SETS = 200, N = 40 };
+    for (int k = 1; k <= SETS; k++) {
+        cache_scope_t s = set_of((uint64_t)k);
+        int64_t slots[N];
+        uint64_t stamps[N];
+        uint8_t codes[N];
+        double out[2 * N];
+        const char *ids[N];
+        for (int i = 0; i < N; i++) {
+            slots[i] = (int64_t)k * 1000 + i;
+            stamps[i] = 1;
+            codes[i] = 0;
+            out[2 * i] = k + i / 100.0;
+            out[2 * i + 1] = -out[2 * i];
+            ids[i] = "unused";
+        }
+        b->pMethods->xPutMany(b, &s, b->pMethods->xGeneration(b), N, ids, slots, stamps, 0, codes, out, &cnt);
+        for (int i = 0; i < N; i++) {
+            double v = 0;
+            ASSERT_EQ_INT(get_in(b, (uint64_t)k, slots[i], 1, &v, &cnt), 1);
+            ASSERT_NEAR(v, k + i / 100.0, 0);
+        }
+        /* the slots of the sets dropped before it: not in this one */
+        for (int m = 1; m <= 30 && m < k; m++)
+            for (int i = 0; i < N; i += 7) ASSERT_EQ_INT(get_in(b, (uint64_t)k, (int64_t)(k - m) * 1000 + i, 1, NULL, &cnt), 0);
+        long bytes = 0, entries = 0;
+        b->pMethods->xUsage(b, &bytes, &entries);
+        ASSERT_TRUE(bytes <= 64 << 10);
+    }
+    ASSERT_TRUE(cnt.evictions[0] > 0); /* sets were dropped: their tables were there to reuse */
+    b->pMethods->xClose(b);
+}
+
 /* Parameter sets are dropped least recently used first, whole, when the bytes are over. */
 static void lru_over_parameter_sets_by_bytes(void) {
     long per = one_set_bytes();
@@ -442,6 +481,7 @@ int main(void) {
     static const test_case_t cases[] = {
         TEST_CASE(lru_over_parameter_sets_by_bytes),
         TEST_CASE(a_full_set_evicts_by_clock),
+        TEST_CASE(a_reused_table_holds_only_its_new_sets_entries),
         TEST_CASE(many_entries_agree_with_a_reference),
         TEST_CASE(a_newer_stamp_never_sees_the_older_result),
         TEST_CASE(ttl_expires_on_the_injected_clock),
