@@ -401,6 +401,18 @@ def test_status_read_waits_for_a_queued_job():
            "a finished job with wait_ms")
         c.expect(404, "GET", "/api/v1/jobs/JOB-nope?wait_ms=30000")
         eq(_counter(c, "predictd_jobs_status_waits_total"), 1.0, "neither waited")
+        # `predictd submit --wait` reads the same way: behind another Monte Carlo job its
+        # status reads wait on the server instead of polling
+        c.expect(202, "POST", "/api/v1/predict/batch/ising",
+                 {"entity_ids": ids, "parameters": {"temperature": 0.9, "time_horizon": "12h",
+                                                    "method": "monte_carlo", "samples": 60000, "seed": 2}})
+        rc, out, err = run_cli(["submit", "--ids", ",".join(ids[:5]), "--temperature", "0.7", "--wait",
+                                "--url", "http://127.0.0.1:%d" % s.port])
+        eq(rc, 0, "submit --wait exit status (stderr %r)" % err[-300:])
+        m = JOB_ID_RE.search(out + err)
+        ok(m, "submit prints the job id", out, err)
+        eq(c.job(m.group(0))["status"], "COMPLETED", "after submit --wait")
+        ok(_counter(c, "predictd_jobs_status_waits_total") >= 2.0, "the CLI's reads waited on the server")
         s.check_clean_exit()
 
 
