@@ -59,6 +59,7 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
     if (!c || n <= 0 || cs <= 0) return 0;
     cache_scope_t s;
     jobs_cache_scope(j, md, params, params_json, ids, ids_len, &s);
+    pf->scope = s; /* also when nothing is cached yet: the inline path caches into it */
     if (s.dep == CACHE_DEP_NONE || !cache_may_hold(c, &s)) return 0;
     const long n_chunks = (n + cs - 1) / cs;
     const int no = md->n_outputs;
@@ -71,7 +72,6 @@ int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const
     pf->settled = malloc((size_t)n_chunks * sizeof *pf->settled);
     if (!ptr || !codes || !hit || !vals || !slots || !stamps || !pf->done || !pf->settled) goto fail;
     const char *p = ids, *end = ids + ids_len;
-    pf->scope = s;
     for (long ch = 0; ch < n_chunks; ch++) {
         uint32_t m = (uint32_t)(n - ch * cs < cs ? n - ch * cs : cs);
         for (uint32_t k = 0; k < m; k++) {

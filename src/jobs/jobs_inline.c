@@ -50,13 +50,9 @@ long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const 
     env.model_ctx = md->ctx;
     char err[256];
     double t0 = mono_s();
-    /* the job's cache scope once (a worker's chunk derives it from its job's work) */
+    /* the job's cache scope, as jobs_cache_prefill found it (a worker's chunk derives it from
+     * its job's work) */
     cache_scope_t scope = pf->scope;
-    if (scope.dep == CACHE_DEP_NONE) {
-        char *pj = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS); /* as the store keeps it */
-        if (pj) jobs_cache_scope(j, md, params, pj, ids, ids_len, &scope);
-        free(pj);
-    }
     for (long ch = 0; ch < n_chunks; ch++) {
         if (pf->done[ch]) continue;
         const long from = ch * cs;

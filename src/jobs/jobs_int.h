@@ -197,13 +197,15 @@ void jobs_cache_scope(jobs_t *j, const model_t *md, const json_t *params, const 
  * does not matter). */
 void jobs_stamp_add(uint64_t *d1, uint64_t *d2, long pos, uint64_t stamp);
 /* Fills pf for a job of n entities (ids: NUL-separated blob) in chunks of cs. 0 always (a
- * lookup failing only means computing); pf is empty without a cache. */
+ * lookup failing only means computing); pf is empty without a cache. pf->scope is the job's
+ * cache scope whether or not anything was found in it. */
 int jobs_cache_prefill(jobs_t *j, const model_t *md, const json_t *params, const char *params_json,
                        const char *ids, size_t ids_len, long n, int cs, jobs_prefill_t *pf);
 void jobs_prefill_free(jobs_prefill_t *pf);
 /* jobs_inline.c: computes the chunks pf has not settled during the submission when the
  * model allows it (xInline) and they hold at most jobs.inline_max_entities entities, adding
- * them to pf as settled chunks (results also go into the cache). job_id: the id the job
+ * them to pf as settled chunks (results also go into the cache, under the scope
+ * jobs_cache_prefill left in pf). job_id: the id the job
  * will be stored under (for events the model raises). Returns the number of chunks it
  * settled; a model failure leaves the remaining chunks to the queue. */
 long jobs_inline_fill(jobs_t *j, const model_t *md, const json_t *params, const char *job_id,
