@@ -959,8 +959,6 @@ void jobs_stats(jobs_t *j, jobs_stats_t *out) {
 
 /* ---- waiting status reads ------------------------------------------------------------ */
 
-static int job_finished(job_status_t s) { return s == JOB_COMPLETED || s == JOB_FAILED || s == JOB_CANCELLED; }
-
 int jobs_job_wait(jobs_t *j, const char *id, long wait_ms, store_job_t *job) {
     if (wait_ms <= 0) return jobs_job_get(j, id, job);
     /* what the job has done so far, taken before reading it: a change after this read is
@@ -971,7 +969,7 @@ int jobs_job_wait(jobs_t *j, const char *id, long wait_ms, store_job_t *job) {
     pthread_mutex_unlock(&j->mu);
     int rc = jobs_job_get(j, id, job);
     /* no record in memory: finished (or never queued here), nothing to wait for */
-    if (rc != 0 || !rt || job_finished(job->status)) return rc;
+    if (rc != 0 || !rt || job_status_finished(job->status)) return rc;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += wait_ms / 1000;

@@ -61,6 +61,10 @@ int store_relationships_delete(store_t *st, const rel_row_t *rows, size_t n, int
 /* ---- jobs ---- */
 typedef enum { JOB_QUEUED = 0, JOB_PROCESSING, JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED } job_status_t;
 const char *job_status_name(job_status_t s);
+/* 1 for COMPLETED, FAILED and CANCELLED: the job will not change any more. */
+static inline int job_status_finished(job_status_t s) {
+    return s == JOB_COMPLETED || s == JOB_FAILED || s == JOB_CANCELLED;
+}
 int job_status_parse(const char *name, job_status_t *out);
 
 typedef struct {

@@ -96,7 +96,7 @@ static int chunk_open(store_t *st, op_t *op) {
     int rc = job_state(st, op, op->job_id, &status, &n_chunks);
     if (rc == 1) { sq_seterr(op->err, op->errlen, "job %s not found", op->job_id); return -1; }
     if (rc) return -1;
-    if (status == JOB_CANCELLED || status == JOB_COMPLETED || status == JOB_FAILED) return 1;
+    if (job_status_finished(status)) return 1;
     if ((long)op->chunk >= n_chunks) { sq_seterr(op->err, op->errlen, "chunk %u out of range", op->chunk); return -1; }
     if ((rc = sq_exists1(st, op, Q_CHUNK_EXISTS, op->job_id, NULL, op->chunk))) return rc;
     return sq_exists1(st, op, Q_DL_ACTIVE, op->job_id, NULL, op->chunk);
@@ -191,7 +191,7 @@ int sq_op_cancel(store_t *st, op_t *op) {
     store_job_t j;
     int rc = w_job_get(st, op, op->id, &j);
     if (rc) return rc;
-    if (j.status == JOB_COMPLETED || j.status == JOB_FAILED || j.status == JOB_CANCELLED) {
+    if (job_status_finished(j.status)) {
         if (op->job_out) *op->job_out = j;
         return 2;
     }
